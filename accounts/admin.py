@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from accounts.models import User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ("username", "email", "score", "is_banned", "is_active", "date_joined")
+    list_filter = ("is_banned", "is_active", "is_staff")
+    readonly_fields = ("score", "score_reached_at", "date_joined", "last_login")
+    fieldsets = (
+        *BaseUserAdmin.fieldsets,
+        ("Scoreboard", {"fields": ("score", "score_reached_at", "is_banned", "banned_at")}),
+    )

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.utils import timezone
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def rankable(self) -> UserQuerySet:
+        """Users who appear on the board: active and not banned."""
+        return self.filter(is_active=True, is_banned=False)
+
+    def ranked(self) -> UserQuerySet:
+        """Board order: higher score first; on a tie, who reached the score first."""
+        return self.rankable().order_by("-score", "score_reached_at", "id")
+
+
+class ScoreboardUserManager(UserManager.from_queryset(UserQuerySet)):  # type: ignore[misc]
+    pass
+
+
+class User(AbstractUser):
+    """A player. `score` changes only through the ledger (`scoreboard.services`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField("email address", unique=True)
+    score = models.BigIntegerField(default=0, editable=False)
+    # When the current score was reached: the tie-break between equal scores.
+    score_reached_at = models.DateTimeField(default=timezone.now, editable=False)
+    is_banned = models.BooleanField(default=False)
+    banned_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScoreboardUserManager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["-score", "score_reached_at", "id"],
+                name="user_board_order",
+                condition=models.Q(is_active=True, is_banned=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.username

@@ -1,0 +1,5 @@
+"""WebSocket authentication for Channels."""
+
+from channels.auth import AuthMiddlewareStack
+
+WebSocketAuthMiddlewareStack = AuthMiddlewareStack

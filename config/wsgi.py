@@ -1,0 +1,10 @@
+"""WSGI entry point (gunicorn): REST API, admin and pages."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("SCOREBOARD_SERVER_ROLE", "wsgi")
+
+application = get_wsgi_application()

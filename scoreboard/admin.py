@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from scoreboard.models import ScoreEntry
+
+
+@admin.register(ScoreEntry)
+class ScoreEntryAdmin(admin.ModelAdmin):
+    """The ledger is append-only: staff read it here and reverse through fraud review."""
+
+    list_display = ("created_at", "user", "delta", "score_after", "reason", "action_id", "ip")
+    list_filter = ("reason",)
+    search_fields = ("user__username", "action_id", "ip")
+    raw_id_fields = ("user", "reverses")
+
+    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False

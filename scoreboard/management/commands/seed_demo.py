@@ -1,0 +1,73 @@
+"""Demo users and action types for a first look. Safe to run twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from accounts.models import User
+from actions.models import ActionType
+from scoreboard.models import ScoreEntry
+from scoreboard.services import ledger_award
+
+DEMO_PASSWORD = "scoreboard-demo"  # noqa: S105 - documented demo credential
+DEMO_USERS = [("alice", 420), ("bob", 380), ("carol", 250), ("dave", 120), ("erin", 60)]
+DEMO_ACTIONS = [
+    {"id": "click", "name": "Click the button", "reward": 1},
+    {
+        "id": "quiz",
+        "name": "Finish a quiz",
+        "reward": 25,
+        "cooldown_seconds": 10,
+        "min_duration_seconds": 3,
+    },
+    {
+        "id": "level-up",
+        "name": "Clear a level",
+        "reward": 100,
+        "cooldown_seconds": 60,
+        "min_duration_seconds": 10,
+        "daily_cap": 20,
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo users (password 'scoreboard-demo') and action types; idempotent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--if-empty", action="store_true", help="Do nothing when any user already exists."
+        )
+
+    def handle(self, *args: Any, if_empty: bool = False, **options: Any) -> None:
+        if if_empty and User.objects.exists():
+            self.stdout.write("Database already has users; demo data not loaded.")
+            return
+        created_users = created_actions = 0
+        with transaction.atomic():
+            for spec in DEMO_ACTIONS:
+                _, created = ActionType.objects.get_or_create(id=spec["id"], defaults=spec)
+                created_actions += created
+            for username, score in DEMO_USERS:
+                user, created = User.objects.get_or_create(
+                    username=username, defaults={"email": f"{username}@example.com"}
+                )
+                if not created:
+                    continue
+                created_users += 1
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+                ledger_award(
+                    user_id=user.pk,
+                    delta=score,
+                    reason=ScoreEntry.Reason.ADJUSTMENT,
+                    note="demo seed",
+                )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data: {created_users} users and {created_actions} action types created."
+            )
+        )

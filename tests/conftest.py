@@ -1,0 +1,101 @@
+"""Suite-wide fixtures: the real services, personas and API clients."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from tests.factories import ActionTypeFactory, UserFactory
+
+
+def _answers(url: str, default_port: int) -> tuple[str, bool]:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or default_port
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return f"{host}:{port}", True
+    except OSError:
+        return f"{host}:{port}", False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run without the real services: no silent skips."""
+    db = settings.DATABASES["default"]
+    where, ok = _answers(
+        f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}", 5432
+    )
+    if not ok:
+        pytest.exit(f"PostgreSQL does not answer at {where} (DATABASE_URL).", returncode=3)
+    where, ok = _answers(settings.REDIS_URL, 6379)
+    if not ok:
+        pytest.exit(f"Redis does not answer at {where} (REDIS_URL).", returncode=3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis_keys() -> Iterator[None]:
+    """Delete this run's Redis keys (all under its own prefix) when the run ends."""
+    yield
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    """Each test starts with empty caches (this run's keys only)."""
+    from django.core.cache import caches
+
+    yield
+    for alias in settings.CACHES:
+        caches[alias].clear()
+
+
+@pytest.fixture
+def alice(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def mallory(db):  # type: ignore[no-untyped-def]
+    """The persona who cheats."""
+    return UserFactory(username="mallory")
+
+
+@pytest.fixture
+def action_type(db):  # type: ignore[no-untyped-def]
+    return ActionTypeFactory(id="quiz", reward=25)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def access_token_for(user) -> str:  # type: ignore[no-untyped-def]
+    return str(RefreshToken.for_user(user).access_token)
+
+
+@pytest.fixture
+def client_for() -> Callable[..., APIClient]:
+    """An API client that sends a real access token for the given user."""
+
+    def make(user) -> APIClient:  # type: ignore[no-untyped-def]
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(user)}")
+        return client
+
+    return make

@@ -1,0 +1,111 @@
+"""/healthz and /readyz, against the real services and against a Redis that is down."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_it_says_the_process_is_up(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_it_answers_probes_whatever_the_host_header(client: Client) -> None:
+    response = client.get("/healthz", HTTP_HOST="10.0.0.7:8000")
+    assert response.status_code == 200
+
+
+def test_it_refuses_writes_to_health_endpoints(client: Client) -> None:
+    response = client.post("/healthz")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.django_db
+def test_it_is_ready_when_every_service_answers(client: Client) -> None:
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "redis", "channel_layer"}
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _readyz_in_a_process(extra_env: dict[str, str]) -> tuple[int, dict]:
+    """Ask /readyz of a fresh Django process configured only by the environment."""
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": "x" * 50,
+        "JWT_SIGNING_KEY": "y" * 50,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/postgres",
+        "SCOREBOARD_READ_DOT_ENV": "0",
+        **extra_env,
+    }
+    code = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/readyz', HTTP_HOST='10.1.2.3');"
+        "print(json.dumps({'status': r.status_code, 'body': r.json()}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["status"], result["body"]
+
+
+def test_it_names_redis_when_redis_is_down() -> None:
+    status, body = _readyz_in_a_process({"REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"})
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["error"]["code"] == "service_unavailable"
+    assert "redis" in body["error"]["details"]["down"]
+    assert "redis" in body["error"]["message"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+def test_it_names_the_database_when_postgres_is_down() -> None:
+    status, body = _readyz_in_a_process(
+        {
+            "REDIS_URL": settings.REDIS_URL,
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{_closed_port()}/postgres",
+        }
+    )
+    assert status == 503
+    assert body["error"]["details"]["down"] == ["database"]
+
+
+def test_it_is_ready_on_the_embedded_default(tmp_path: Path) -> None:
+    status, body = _readyz_in_a_process(
+        {"REDIS_URL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    )
+    assert status == 200, body
+    assert set(body["checks"]) == {"database", "channel_layer"}
