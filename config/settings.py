@@ -181,6 +181,9 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Atomic counters for rate limits (django-ratelimit's core) on the alias that raises.
+RATELIMIT_USE_CACHE = "strict"
+
 # ---------------------------------------------------------------------------------------
 # Celery
 # ---------------------------------------------------------------------------------------

@@ -51,12 +51,16 @@ def _clean_redis_keys() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    """Each test starts with empty caches (this run's keys only)."""
+    """Each test starts with empty caches. Only this run's keys: `clear()` would FLUSHDB."""
     from django.core.cache import caches
 
     yield
     for alias in settings.CACHES:
-        caches[alias].clear()
+        cache = caches[alias]
+        if hasattr(cache, "delete_pattern"):
+            cache.delete_pattern("*")
+        else:
+            cache.clear()
 
 
 @pytest.fixture

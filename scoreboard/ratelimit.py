@@ -1,0 +1,105 @@
+"""Atomic rate limits in Redis, with a per-process fallback when Redis is down.
+
+Counting is django-ratelimit's fixed-window counter (`cache.add` then `INCR`, atomic in
+Redis) on the `strict` cache alias, which raises on Redis errors instead of hiding them.
+When Redis fails, the same rate is enforced by a counter in this process's memory: the
+service keeps accepting requests, at most `limit` per window per process (so the
+effective limit is multiplied by the number of processes until Redis is back).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django_ratelimit.core import _split_rate, get_usage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    limit: int
+    count: int
+    reset_seconds: int
+    degraded: bool = False
+
+    @property
+    def limited(self) -> bool:
+        return self.count > self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    def headers(self) -> dict[str, str]:
+        """IETF draft RateLimit headers (and Retry-After when limited)."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if self.limited:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+class _LocalWindows:
+    """Fixed-window counters in this process: the fallback while Redis is unreachable."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}
+
+    def hit(self, key: str, period: int, increment: bool) -> tuple[int, int]:
+        now = int(time.time())
+        window = now - now % period + period
+        with self._lock:
+            if len(self._counts) > 100_000:  # bounded memory: drop expired windows
+                self._counts = {k: v for k, v in self._counts.items() if v[0] > now}
+            start, count = self._counts.get(key, (window, 0))
+            if start != window:
+                count = 0
+            if increment:
+                count += 1
+            self._counts[key] = (window, count)
+        return count, window - now
+
+
+_local = _LocalWindows()
+
+
+def ratelimit_hit(*, scope: str, key: str, rate: str, increment: bool = True) -> RateDecision:
+    """Count one hit of `key` against `rate` (like "10/m") and say whether it is over.
+
+    With `increment=False` only reads the current count (for "limit failures only").
+    """
+    limit, period = _split_rate(rate)
+    try:
+        usage = get_usage(
+            None, group=scope, key=lambda _group, _request: key, rate=rate, increment=increment
+        )
+    except Exception:
+        logger.warning("rate limit store unavailable; using per-process limit for %s", scope)
+        count, reset = _local.hit(f"{scope}:{key}", period, increment)
+        return RateDecision(limit=limit, count=count, reset_seconds=max(1, reset), degraded=True)
+    if usage is None:  # rate limiting disabled by settings
+        return RateDecision(limit=limit, count=0, reset_seconds=period)
+    if usage["time_left"] < 0:  # the store answered but could not count
+        logger.warning("rate limit store could not count; using per-process limit for %s", scope)
+        count, reset = _local.hit(f"{scope}:{key}", period, increment)
+        return RateDecision(limit=limit, count=count, reset_seconds=max(1, reset), degraded=True)
+    return RateDecision(
+        limit=limit, count=int(usage["count"]), reset_seconds=max(1, int(usage["time_left"]))
+    )
+
+
+def ratelimit_reset_local() -> None:
+    """Forget the per-process fallback counters (tests, and after Redis returns)."""
+    _local._counts.clear()
+
+
+assert getattr(settings, "RATELIMIT_USE_CACHE", "strict") == "strict"  # noqa: S101
