@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test test-fast lint format migrations bench clean
+.PHONY: install run test lint format bench stack clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,9 +29,8 @@ install: $(VENV)/.installed
 	@echo "wrote .env with fresh local secrets"
 
 run: install .env
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo --if-empty
-	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) manage.py bootstrap
+	@mkdir -p staticfiles
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: install
@@ -50,3 +49,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache staticfiles
+
+# The real stack on loopback (gunicorn x2, daphne x2, nginx, Celery) on the local
+# PostgreSQL and Redis: `make stack` then http://127.0.0.1:8080/.
+stack: install
+	$(PY) -m deploy.stack $(STACK_ARGS)

@@ -70,8 +70,10 @@ def test_it_names_only_commands_the_project_has(compose: dict) -> None:
 
 
 def test_it_ships_an_nginx_config_that_upgrades_websockets(compose: dict) -> None:
-    volume = compose["services"]["nginx"]["volumes"][0]
-    config = (ROOT / volume.split(":")[0]).read_text()
+    volumes = compose["services"]["nginx"]["volumes"]
+    assert all((ROOT / volume.split(":")[0]).is_file() for volume in volumes)
+    config = "\n".join((ROOT / volume.split(":")[0]).read_text() for volume in volumes)
+    assert "include /etc/nginx/scoreboard-locations.conf" in config
     ws_block = config[config.index("location /ws/") :]
     ws_block = ws_block[: ws_block.index("}")]
     assert "proxy_pass http://ws" in ws_block

@@ -1,0 +1,363 @@
+"""The real stack on this machine's loopback, without Docker.
+
+gunicorn (REST) and daphne (WebSockets) instances behind nginx, a Celery worker and beat,
+on the local PostgreSQL and Redis: the shape docker-compose.yml describes. Used by
+`make stack`, by the end-to-end tests and by the benchmarks.
+
+    python -m deploy.stack --web 2 --ws 2 --port 8080
+
+Every process runs in a process group of its own and is stopped by pid on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LOCATIONS = ROOT / "deploy" / "nginx" / "locations.conf"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scoreboard"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, *, timeout: float = 30.0, proc: Process | None = None) -> None:
+    """Wait until `url` answers 200, or raise with the process's log tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout}s" + (proc.log_tail() if proc else ""))
+
+
+@dataclass
+class Process:
+    """One server process in a process group of its own, logging to a file."""
+
+    name: str
+    argv: list[str]
+    env: Mapping[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+            self.argv,
+            cwd=ROOT,
+            env=dict(self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 8.0) -> None:
+        if self.popen is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait(timeout=5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def ensure_database(database_url: str) -> None:
+    """Create the PostgreSQL database named by the URL if it does not exist."""
+    import psycopg
+
+    parsed = urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    admin = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')  # name comes from our own settings
+
+
+def nginx_config(*, port: int, web: list[int], ws: list[int], workdir: Path) -> str:
+    def servers(ports: list[int]) -> str:
+        return " ".join(f"server 127.0.0.1:{p};" for p in ports)
+
+    temp = workdir / "nginx-temp"
+    return f"""
+daemon off;
+worker_processes 1;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    log_format noquery '$remote_addr "$request_method $uri" $status $body_bytes_sent $request_time';
+    access_log {workdir}/nginx-access.log noquery;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    server_tokens off;
+    upstream web {{ {servers(web)} keepalive 32; }}
+    upstream ws {{ {servers(ws)} }}
+    map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
+    server {{
+        listen 127.0.0.1:{port};
+        include {LOCATIONS};
+    }}
+}}
+"""
+
+
+@dataclass
+class Stack:
+    """`web` gunicorn and `ws` daphne instances behind nginx, with Celery worker and beat."""
+
+    web: int = 2
+    ws: int = 2
+    port: int = 0
+    worker: bool = True
+    beat: bool = True
+    gunicorn_workers: int = 2
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    extra_env: dict[str, str] = field(default_factory=dict)
+    bootstrap: bool = True
+    processes: list[Process] = field(default_factory=list)
+    web_ports: list[int] = field(default_factory=list)
+    ws_ports: list[int] = field(default_factory=list)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="scoreboard-")))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "0",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "TRUSTED_PROXY_COUNT": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+        env.setdefault("JWT_SIGNING_KEY", secrets.token_urlsafe(48))
+        env.update(self.extra_env)
+        env.update(overrides)
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> Process:
+        proc = Process(name, argv, env, self.workdir / f"{name}.log").start()
+        self.processes.append(proc)
+        return proc
+
+    def start(self) -> Stack:
+        # One set of secrets for every process, fixed before any of them starts.
+        self.extra_env = {**self.env(), **self.extra_env}
+        if self.database_url.startswith("postgres"):
+            ensure_database(self.database_url)
+        if self.bootstrap:
+            subprocess.run(
+                [sys.executable, "manage.py", "bootstrap"],
+                cwd=ROOT,
+                env=self.env(),
+                check=True,
+                timeout=180,
+                capture_output=True,
+            )
+        self.port = self.port or free_port()
+        try:
+            for i in range(self.web):
+                port = free_port()
+                self.web_ports.append(port)
+                self._spawn(
+                    f"gunicorn-{i}",
+                    [
+                        str(BIN / "gunicorn"),
+                        "config.wsgi:application",
+                        "-c",
+                        "deploy/gunicorn.conf.py",
+                    ],
+                    self.env(
+                        GUNICORN_BIND=f"127.0.0.1:{port}",
+                        GUNICORN_WORKERS=str(self.gunicorn_workers),
+                    ),
+                )
+            for i in range(self.ws):
+                port = free_port()
+                self.ws_ports.append(port)
+                self._spawn(
+                    f"daphne-{i}",
+                    [
+                        str(BIN / "daphne"),
+                        "-b",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "--proxy-headers",
+                        "config.asgi:application",
+                    ],
+                    self.env(),
+                )
+            if self.worker:
+                self._spawn(
+                    "celery-worker",
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "config",
+                        "worker",
+                        "--loglevel",
+                        "INFO",
+                        "--concurrency",
+                        "2",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                    self.env(),
+                )
+            if self.beat:
+                self._spawn(
+                    "celery-beat",
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "config",
+                        "beat",
+                        "--loglevel",
+                        "INFO",
+                        "--schedule",
+                        str(self.workdir / "beat-schedule"),
+                    ],
+                    self.env(),
+                )
+            for proc, port in zip(self.processes, self.web_ports + self.ws_ports, strict=False):
+                wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+            (self.workdir / "nginx-temp").mkdir(mode=0o777, exist_ok=True)
+            self.workdir.chmod(0o755)
+            conf = self.workdir / "nginx.conf"
+            conf.write_text(
+                nginx_config(
+                    port=self.port, web=self.web_ports, ws=self.ws_ports, workdir=self.workdir
+                )
+            )
+            nginx = self._spawn(
+                "nginx", [nginx_binary(), "-c", str(conf), "-p", str(self.workdir)], self.env()
+            )
+            wait_http(f"{self.url}/healthz", proc=nginx)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if not found:
+        raise RuntimeError("nginx is not installed (Debian: apt-get install nginx-light)")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--web", type=int, default=2, help="gunicorn instances (default 2)")
+    parser.add_argument("--ws", type=int, default=2, help="daphne instances (default 2)")
+    parser.add_argument("--port", type=int, default=8080, help="nginx port (default 8080)")
+    parser.add_argument("--no-worker", action="store_true", help="no Celery worker and beat")
+    args = parser.parse_args(argv)
+    stack = Stack(
+        web=args.web,
+        ws=args.ws,
+        port=args.port,
+        worker=not args.no_worker,
+        beat=not args.no_worker,
+        database_url=os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+    )
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack.start()
+    print(f"Scoreboard stack on {stack.url} (logs in {stack.workdir}); Ctrl-C stops it.")
+    print(f"  gunicorn: {stack.web_ports}  daphne: {stack.ws_ports}")
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            dead = [p.name for p in stack.processes if not p.alive()]
+            if dead:
+                print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
+                return 1
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

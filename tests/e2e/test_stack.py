@@ -1,0 +1,78 @@
+"""The real stack as docker-compose.yml describes it: gunicorn and daphne behind nginx,
+Celery worker, on the test database and Redis, driven over HTTP like a client would."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+
+from deploy.stack import Stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, django_db_blocker) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    db = settings.DATABASES["default"]
+    running = Stack(
+        web=1,
+        ws=1,
+        beat=False,
+        gunicorn_workers=1,
+        bootstrap=False,
+        database_url=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        redis_url=settings.REDIS_URL,
+    )
+    with django_db_blocker.unblock(), running.running():
+        yield running
+    running.cleanup()
+
+
+def fetch(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    request = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_it_is_ready_through_nginx(stack: Stack) -> None:
+    status, _, body = fetch(f"{stack.url}/readyz")
+    assert status == 200, body
+    assert body["checks"]["channel_layer"]["detail"] == "RedisPubSubChannelLayer"
+    assert body["checks"]["database"]["detail"] == "postgresql"
+
+
+def test_it_refuses_an_oversize_body_at_nginx_in_the_envelope(stack: Stack) -> None:
+    status, _, body = fetch(
+        f"{stack.url}/api/v1/auth/token/",
+        data=b"{" + b" " * 70_000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 413
+    assert body["error"]["code"] == "payload_too_large"
+
+
+def test_it_answers_unknown_routes_in_the_envelope(stack: Stack) -> None:
+    status, headers, body = fetch(f"{stack.url}/api/v1/no-such-thing/")
+    assert status == 404
+    assert headers["Content-Type"] == "application/json"
+    assert body["error"]["code"] == "not_found"
+
+
+def test_it_answers_503_in_the_envelope_when_every_app_server_is_down(stack: Stack) -> None:
+    gunicorn = next(p for p in stack.processes if p.name.startswith("gunicorn"))
+    gunicorn.stop()
+    try:
+        status, headers, body = fetch(f"{stack.url}/api/v1/actions/")
+        assert status == 503
+        assert body["error"]["code"] == "service_unavailable"
+        assert headers["Retry-After"] == "5"
+    finally:
+        gunicorn.start()
