@@ -10,4 +10,4 @@ COPY . .
 RUN DEBUG=1 python manage.py collectstatic --noinput -v0
 ENV WHITENOISE_USE_FINDERS=0
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "-c", "deploy/gunicorn.conf.py"]
+CMD ["gunicorn", "config.wsgi:application", "-c", "deploy/gunicorn_conf.py"]

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "scoreboard.middleware.HealthCheckMiddleware",
+    "scoreboard.middleware.MetricsMiddleware",
     "scoreboard.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

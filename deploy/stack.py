@@ -182,6 +182,7 @@ class Stack:
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "TRUSTED_PROXY_COUNT": "1",
             "PYTHONUNBUFFERED": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
         }
         env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
         env.setdefault("JWT_SIGNING_KEY", secrets.token_urlsafe(48))
@@ -197,6 +198,7 @@ class Stack:
     def start(self) -> Stack:
         # One set of secrets for every process, fixed before any of them starts.
         self.extra_env = {**self.env(), **self.extra_env}
+        (self.workdir / "metrics").mkdir(exist_ok=True)
         if self.database_url.startswith("postgres"):
             ensure_database(self.database_url)
         if self.bootstrap:
@@ -219,7 +221,7 @@ class Stack:
                         str(BIN / "gunicorn"),
                         "config.wsgi:application",
                         "-c",
-                        "deploy/gunicorn.conf.py",
+                        "deploy/gunicorn_conf.py",
                     ],
                     self.env(
                         GUNICORN_BIND=f"127.0.0.1:{port}",

@@ -40,7 +40,11 @@ def _check_database() -> str:
 def _check_redis() -> str:
     from django_redis import get_redis_connection
 
+    from scoreboard.metrics import redis_latency
+
+    start = time.perf_counter()
     get_redis_connection("strict").ping()
+    redis_latency.observe(time.perf_counter() - start)
     return "ok"
 
 

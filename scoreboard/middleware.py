@@ -1,27 +1,34 @@
-"""Request body size limit, enforced before anything reads the body."""
+"""Middleware of the shared kernel: probes, metrics and the request size limit."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from scoreboard.exceptions import error_body
 
 
 class HealthCheckMiddleware:
-    """Answer `/healthz` and `/readyz` first, whatever the Host header.
+    """Answer `/healthz`, `/readyz` and `/metrics` first, whatever the Host header.
 
-    Probes address the process by IP, which ALLOWED_HOSTS rightly does not list, so these
-    two paths are served before host validation, sessions or authentication.
+    Probes and scrapers address the process by IP, which ALLOWED_HOSTS rightly does not
+    list, so these paths are served before host validation, sessions or authentication.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         from scoreboard import views
 
         self.get_response = get_response
-        self.routes = {"/healthz": views.healthz, "/readyz": views.readyz}
+        self.routes = {
+            "/healthz": views.healthz,
+            "/readyz": views.readyz,
+            "/metrics": views.metrics,
+        }
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         view = self.routes.get(request.path_info)
@@ -60,3 +67,40 @@ class RequestSizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class MetricsMiddleware:
+    """Record each request's latency by route and status, and its database query time."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from scoreboard import metrics
+
+        self.get_response = get_response
+        self.metrics = metrics
+
+    def _time_query(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.metrics.db_query_duration.labels(connection.vendor).observe(
+                time.perf_counter() - start
+            )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        start = time.perf_counter()
+        with connection.execute_wrapper(self._time_query):
+            response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = f"/{match.route}" if match is not None and match.route else "unmatched"
+        self.metrics.http_request_duration.labels(
+            route, request.method or "", str(response.status_code)
+        ).observe(time.perf_counter() - start)
+        return response

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from scoreboard import metrics as service_metrics
 from scoreboard.exceptions import error_body
 from scoreboard.health import readiness
 
@@ -23,6 +24,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
             "service_unavailable", f"Unavailable: {', '.join(down)}.", {"down": down}
         )["error"]
     return JsonResponse(body, status=503 if down else 200)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of this instance's processes."""
+    body, content_type = service_metrics.render()
+    return HttpResponse(body, content_type=content_type)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

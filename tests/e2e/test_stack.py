@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from deploy.stack import Stack
+from deploy.stack import Stack, wait_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -76,3 +76,12 @@ def test_it_answers_503_in_the_envelope_when_every_app_server_is_down(stack: Sta
         assert headers["Retry-After"] == "5"
     finally:
         gunicorn.start()
+        wait_http(f"{stack.url}/healthz", proc=gunicorn)
+
+
+def test_it_aggregates_metrics_of_every_process(stack: Stack) -> None:
+    fetch(f"{stack.url}/api/v1/no-such-thing/")
+    request = urllib.request.Request(f"{stack.url}/metrics")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        text = response.read().decode()
+    assert 'route="unmatched",status="404"' in text
