@@ -1,0 +1,87 @@
+"""Benchmarks of Scoreboard on the real stack: `make bench` or `python -m bench`.
+
+Starts the stack (gunicorn, daphne, nginx, Celery worker) on loopback ports against a
+database of its own (`scoreboard_bench`, recreated each run) and the local Redis, then
+runs the scenarios and prints every figure next to a baseline measured in the same run:
+the machine is shared and noisy, so ratios are what compare across runs.
+
+    python -m bench                       # every scenario
+    python -m bench --only read,fanout    # some of them
+    python -m bench --seconds 5 --viewers 200 --json bench/results/latest.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from bench import scenarios
+from deploy.stack import DEFAULT_REDIS_URL, Stack
+
+SCENARIOS = {
+    "read": scenarios.read,
+    "write": scenarios.write,
+    "fanout": scenarios.fanout,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--viewers", type=int, default=300, help="WebSocket viewers (fanout)")
+    parser.add_argument("--users", type=int, default=200, help="players to create")
+    parser.add_argument("--web", type=int, default=1, help="gunicorn instances (2 workers each)")
+    parser.add_argument("--ws", type=int, default=1, help="daphne instances")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+
+    database_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/scoreboard_bench"
+    )
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    prefix = f"sbbench-{secrets.token_hex(4)}"
+    env = {
+        "REDIS_KEY_PREFIX": prefix,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+        **scenarios.STACK_ENV,
+    }
+    scenarios.recreate_database(database_url)
+    stack = Stack(
+        web=args.web,
+        ws=args.ws,
+        beat=False,
+        bootstrap=True,
+        database_url=database_url,
+        redis_url=redis_url,
+        extra_env=env,
+    )
+    results: dict[str, object] = {}
+    with stack.running():
+        scenarios.setup_django(stack)
+        world = scenarios.World.create(stack, users=args.users)
+        for name in chosen:
+            print(f"== {name}", flush=True)
+            results[name] = asyncio.run(SCENARIOS[name](world, args))
+            print(json.dumps(results[name], indent=2), flush=True)
+    scenarios.drop_redis_prefix(redis_url, prefix)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
