@@ -103,4 +103,16 @@ class MetricsMiddleware:
         self.metrics.http_request_duration.labels(
             route, request.method or "", str(response.status_code)
         ).observe(time.perf_counter() - start)
+        self._record_pool()
         return response
+
+    def _record_pool(self) -> None:
+        """Pool usage under ASGI (psycopg pool); one persistent connection per worker else."""
+        pool = getattr(connection, "pool", None)
+        if pool is not None:
+            stats = pool.get_stats()
+            in_use, size = stats["pool_size"] - stats["pool_available"], stats["pool_max"]
+        else:
+            in_use, size = int(connection.connection is not None), 1
+        self.metrics.db_pool_connections.labels("in_use").set(in_use)
+        self.metrics.db_pool_connections.labels("size").set(size)
