@@ -205,7 +205,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "accounts.authentication.BearerAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -274,7 +274,13 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "AUTH_HEADER_TYPES": ("Bearer",),
+    "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginSerializer",
 }
+
+# Failed logins allowed per username and per client IP (successful logins never count).
+LOGIN_FAILURES_PER_USERNAME = env.str("LOGIN_FAILURES_PER_USERNAME", default="5/m")
+LOGIN_FAILURES_PER_IP = env.str("LOGIN_FAILURES_PER_IP", default="30/m")
+REGISTRATIONS_PER_IP = env.str("REGISTRATIONS_PER_IP", default="20/h")
 
 # ---------------------------------------------------------------------------------------
 # Product rules

@@ -85,5 +85,5 @@ def test_it_hides_crashes_behind_a_500_envelope(path: str) -> None:
 
 def test_it_answers_401_in_the_envelope_without_credentials(client: Client) -> None:
     response = client.get("/api/v1/me/")
-    assert response.status_code in (401, 404)  # 404 until the accounts API exists
-    envelope(response)
+    assert response.status_code == 401
+    assert envelope(response)["code"] == "not_authenticated"

@@ -1,0 +1,134 @@
+"""Accounts: registration, logins (sessions) and their refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.errors import CredentialsInvalidError, SessionRevokedError, UserBannedError
+from accounts.models import Session, User
+from accounts.tokens import refresh_token_verify
+from scoreboard.errors import NotFoundError, RateLimitedError
+from scoreboard.ratelimit import ratelimit_hit
+
+SESSION_CLAIM = "sid"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+
+
+def user_register(*, username: str, email: str, password: str) -> User:
+    """Create a player account (input already validated by RegisterSerializer)."""
+    user = User(username=username, email=email.lower())
+    user.set_password(password)
+    user.save()
+    return user
+
+
+def _issue(*, user: User, session: Session | None, ip: str | None, user_agent: str) -> TokenPair:
+    refresh = RefreshToken.for_user(user)
+    expires_at = datetime.fromtimestamp(refresh["exp"], tz=UTC)
+    if session is None:
+        session = Session.objects.create(
+            user=user,
+            refresh_jti=refresh["jti"],
+            expires_at=expires_at,
+            ip=ip,
+            user_agent=user_agent,
+        )
+    else:
+        session.refresh_jti = refresh["jti"]
+        session.expires_at = expires_at
+        session.ip = ip or session.ip
+        session.user_agent = user_agent or session.user_agent
+        session.save(
+            update_fields=["refresh_jti", "expires_at", "ip", "user_agent", "last_used_at"]
+        )
+    refresh[SESSION_CLAIM] = str(session.pk)
+    access = refresh.access_token
+    access[SESSION_CLAIM] = str(session.pk)
+    return TokenPair(access=str(access), refresh=str(refresh))
+
+
+def _limited(scope: str, key: str, rate: str, *, increment: bool) -> None:
+    decision = ratelimit_hit(scope=scope, key=key, rate=rate, increment=increment)
+    # A peek (no increment) is over the limit once the count has reached it.
+    if decision.limited or (not increment and decision.count >= decision.limit):
+        raise RateLimitedError(
+            "Too many failed logins; try again later.", retry_after=decision.reset_seconds
+        )
+
+
+def session_login(*, username: str, password: str, ip: str | None, user_agent: str) -> TokenPair:
+    """Check credentials and open a session. Only failures count toward the login limits."""
+    name_key, ip_key = username.strip().lower(), ip or "unknown"
+    _limited("login-user", name_key, settings.LOGIN_FAILURES_PER_USERNAME, increment=False)
+    _limited("login-ip", ip_key, settings.LOGIN_FAILURES_PER_IP, increment=False)
+    user = authenticate(username=username, password=password)
+    if user is None:
+        ratelimit_hit(scope="login-user", key=name_key, rate=settings.LOGIN_FAILURES_PER_USERNAME)
+        ratelimit_hit(scope="login-ip", key=ip_key, rate=settings.LOGIN_FAILURES_PER_IP)
+        raise CredentialsInvalidError()
+    if user.is_banned:
+        raise UserBannedError()
+    return _issue(user=user, session=None, ip=ip, user_agent=user_agent)
+
+
+def session_refresh(*, refresh: str, ip: str | None, user_agent: str) -> TokenPair:
+    """Rotate: the presented refresh token stops working and a new pair is issued.
+
+    Locks the session row, so of two concurrent refreshes with one token only one wins.
+    """
+    token = refresh_token_verify(refresh)
+    with transaction.atomic():
+        session = (
+            Session.objects.select_for_update()
+            .select_related("user")
+            .filter(pk=token.get(SESSION_CLAIM), refresh_jti=token["jti"])
+            .active()
+            .first()
+        )
+        if session is None or not session.user.is_active:
+            raise SessionRevokedError()
+        if session.user.is_banned:
+            raise UserBannedError()
+        token.blacklist()
+        return _issue(user=session.user, session=session, ip=ip, user_agent=user_agent)
+
+
+def session_logout(*, refresh: str) -> None:
+    """End the session the refresh token belongs to."""
+    token = refresh_token_verify(refresh)
+    with transaction.atomic():
+        updated = (
+            Session.objects.filter(pk=token.get(SESSION_CLAIM), refresh_jti=token["jti"])
+            .active()
+            .update(revoked_at=timezone.now())
+        )
+        token.blacklist()
+    if not updated:
+        raise SessionRevokedError()
+
+
+def session_revoke(*, user: User, session_id: str) -> int:
+    """Revoke one of the user's sessions, or every one with `session_id == "all"`."""
+    sessions = Session.objects.filter(user=user).active()
+    if session_id != "all":
+        try:
+            sessions = sessions.filter(pk=uuid.UUID(session_id))
+        except ValueError as exc:
+            raise NotFoundError("Session not found.") from exc
+    revoked = sessions.update(revoked_at=timezone.now())
+    if session_id != "all" and not revoked:
+        raise NotFoundError("Session not found.")
+    return revoked
