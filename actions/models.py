@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -42,3 +45,54 @@ class ActionType(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+class Completion(models.Model):
+    """An accepted completion of an action. Its unique `nonce` is the action token's
+    single use: a replay fails on this insert, even under a race."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="completions"
+    )
+    action = models.ForeignKey(ActionType, on_delete=models.PROTECT, related_name="completions")
+    nonce = models.CharField(max_length=64, unique=True)
+    score_entry = models.OneToOneField(
+        "scoreboard.ScoreEntry", on_delete=models.PROTECT, related_name="completion"
+    )
+    delta = models.BigIntegerField()
+    started_at = models.DateTimeField()
+    client_timestamp = models.DateTimeField(null=True, blank=True)
+    risk_score = models.FloatField(default=0.0)
+    flagged = models.BooleanField(default=False)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "action", "-created_at"], name="completion_user_action"),
+            models.Index(fields=["user", "-created_at"], name="completion_user_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.action_id} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a request with an Idempotency-Key, replayed for retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.key}"

@@ -289,6 +289,21 @@ LEADERBOARD_TOP_N = env.int("LEADERBOARD_TOP_N", default=10)
 LEADERBOARD_BROADCAST_INTERVAL_MS = env.int("LEADERBOARD_BROADCAST_INTERVAL_MS", default=100)
 LEADERBOARD_WS_REQUIRE_LOGIN = env.bool("LEADERBOARD_WS_REQUIRE_LOGIN", default=False)
 
+# Action tokens and completions.
+ACTION_TOKEN_TTL_SECONDS = env.int("ACTION_TOKEN_TTL_SECONDS", default=600)
+COMPLETION_RATE_PER_USER = env.str("COMPLETION_RATE_PER_USER", default="10/m")
+COMPLETION_RATE_PER_IP = env.str("COMPLETION_RATE_PER_IP", default="300/m")
+IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=86400)
+CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
+    "task": "actions.idempotency_expire",
+    "schedule": 3600.0,
+}
+
+# Fraud: a completion whose risk score reaches the flag threshold is accepted and flagged;
+# one that reaches the block threshold is refused with 403.
+FRAUD_FLAG_THRESHOLD = env.float("FRAUD_FLAG_THRESHOLD", default=0.5)
+FRAUD_BLOCK_THRESHOLD = env.float("FRAUD_BLOCK_THRESHOLD", default=0.9)
+
 # ---------------------------------------------------------------------------------------
 # Security
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,369 @@
+"""Starting and completing actions: the only way a player's score rises."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.errors import UserBannedError
+from accounts.models import User
+from actions.errors import (
+    ActionInactiveError,
+    ActionNotFoundError,
+    CooldownActiveError,
+    DailyCapReachedError,
+    FraudBlockedError,
+    IdempotencyInProgressError,
+    IdempotencyKeyReusedError,
+    TokenReplayedError,
+    TooEarlyError,
+)
+from actions.models import ActionType, Completion, IdempotencyRecord
+from actions.tokens import ActionToken, action_token_issue, action_token_verify, token_hash
+from fraud.services import RiskAssessment, fraud_assess
+from leaderboard.selectors import leaderboard_rank_of
+from scoreboard import metrics
+from scoreboard.errors import ApplicationError, RateLimitedError
+from scoreboard.services import ledger_award
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _active_action(action_id: str) -> ActionType:
+    action = ActionType.objects.filter(pk=action_id).first()
+    if action is None:
+        raise ActionNotFoundError()
+    if not action.active:
+        raise ActionInactiveError()
+    return action
+
+
+def action_start(*, user: User, action_id: str) -> tuple[str, ActionToken, ActionType]:
+    """Issue a single-use action token for this user and action."""
+    if user.is_banned:
+        raise UserBannedError()
+    action = _active_action(action_id)
+    raw, token = action_token_issue(user_id=user.pk, action_id=action.pk, now=timezone.now())
+    return raw, token, action
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
+    """The stored first response for this Idempotency-Key, if there is one."""
+    record = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    if record is None:
+        return None
+    expired = record.created_at < timezone.now() - timedelta(
+        seconds=settings.IDEMPOTENCY_TTL_SECONDS
+    )
+    if expired:
+        record.delete()
+        return None
+    if record.request_hash != fingerprint:
+        raise IdempotencyKeyReusedError()
+    if record.response_status is None:
+        raise IdempotencyInProgressError()
+    return CompletionOutcome(
+        status=record.response_status,
+        body=record.response_body,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def _rate_limit(user: User, ip: str | None) -> dict[str, str]:
+    from scoreboard.ratelimit import ratelimit_hit
+
+    per_user = ratelimit_hit(
+        scope="complete-user", key=str(user.pk), rate=settings.COMPLETION_RATE_PER_USER
+    )
+    per_ip = ratelimit_hit(
+        scope="complete-ip", key=ip or "unknown", rate=settings.COMPLETION_RATE_PER_IP
+    )
+    for decision in (per_user, per_ip):
+        if decision.limited:
+            raise RateLimitedError(
+                "Too many completions; slow down.",
+                retry_after=decision.reset_seconds,
+                headers=decision.headers(),
+            )
+    return per_user.headers()
+
+
+def _check_rules(*, user: User, action: ActionType, token: ActionToken, now: datetime) -> None:
+    """Replay, cooldown and daily cap. Precondition: the user's row is locked."""
+    if Completion.objects.filter(nonce=token.nonce).exists():
+        raise TokenReplayedError()
+    if action.cooldown_seconds:
+        last = (
+            Completion.objects.filter(user=user, action=action)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if last is not None and now < last + timedelta(seconds=action.cooldown_seconds):
+            wait = (last + timedelta(seconds=action.cooldown_seconds) - now).total_seconds()
+            raise CooldownActiveError(details={"retryAfter": max(1, int(wait + 0.999))})
+    if action.daily_cap is not None:
+        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        done_today = Completion.objects.filter(
+            user=user, action=action, created_at__gte=day_start
+        ).count()
+        if done_today >= action.daily_cap:
+            raise DailyCapReachedError(details={"dailyCap": action.daily_cap})
+
+
+def _queue_audit(**kwargs: Any) -> None:
+    from fraud.tasks import completion_audit
+
+    try:
+        completion_audit.delay(**kwargs)
+    except Exception:  # the broker is down: the score stands; the audit row is lost
+        metrics.backing_service_errors.labels("celery").inc()
+        logger.exception("could not queue the completion audit for %s", kwargs.get("completion_id"))
+
+
+def completion_submit(
+    *,
+    user: User,
+    action_id: str,
+    raw_token: str,
+    client_timestamp: datetime | None,
+    ip: str | None,
+    user_agent: str,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+) -> CompletionOutcome:
+    """Check a completion and, if every check passes, award its reward in one transaction.
+
+    Checks run cheapest first; the transaction locks the user's row, so a user's
+    completions are serialised and cooldown, daily cap and replay hold under races.
+    """
+    if idempotency_key:
+        replayed = _replay(user, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed
+    try:
+        return _submit(
+            user=user,
+            action_id=action_id,
+            raw_token=raw_token,
+            client_timestamp=client_timestamp,
+            ip=ip,
+            user_agent=user_agent,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+    except ApplicationError:
+        # A twin request with the same key may have won while this one ran its checks:
+        # then its stored response (or "in progress") is the answer, not this refusal.
+        if idempotency_key:
+            replayed = _replay(user, idempotency_key, fingerprint)
+            if replayed is not None:
+                return replayed
+        raise
+
+
+def _submit(
+    *,
+    user: User,
+    action_id: str,
+    raw_token: str,
+    client_timestamp: datetime | None,
+    ip: str | None,
+    user_agent: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> CompletionOutcome:
+    if user.is_banned:
+        raise UserBannedError()
+    rate_headers = _rate_limit(user, ip)
+    action = _active_action(action_id)
+    now = timezone.now()
+    token = action_token_verify(raw=raw_token, user_id=user.pk, action_id=action.pk, now=now)
+    earliest = token.issued_at + timedelta(seconds=action.min_duration_seconds)
+    if now < earliest:
+        raise TooEarlyError(details={"earliestCompletionAt": earliest.isoformat()})
+    if Completion.objects.filter(nonce=token.nonce).exists():
+        raise TokenReplayedError()
+
+    risk = fraud_assess(
+        user_id=user.pk,
+        action_id=action.pk,
+        ip=ip,
+        user_agent=user_agent,
+        client_timestamp=client_timestamp,
+        now=now,
+    )
+    if risk.blocked:
+        metrics.fraud_decisions.labels("block").inc()
+        _queue_audit(
+            kind="completion.blocked",
+            user_id=str(user.pk),
+            completion_id=None,
+            risk_score=risk.score,
+            payload={"actionId": action.pk, "rules": risk.rules, "ip": ip, "userAgent": user_agent},
+        )
+        raise FraudBlockedError(details={"riskScore": round(risk.score, 3)})
+
+    try:
+        completion = _accept(
+            user=user,
+            action=action,
+            token=token,
+            raw_token=raw_token,
+            client_timestamp=client_timestamp,
+            ip=ip,
+            user_agent=user_agent,
+            risk=risk,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+    except _IdempotencyRaceError:
+        replayed = _replay(user, idempotency_key or "", fingerprint)
+        if replayed is None:
+            raise IdempotencyInProgressError() from None
+        return replayed
+
+    if risk.flagged:
+        metrics.fraud_decisions.labels("flag").inc()
+    new_score = completion.score_entry.score_after
+    body = {
+        "success": True,
+        "completionId": str(completion.pk),
+        "actionId": action.pk,
+        "delta": completion.delta,
+        "newScore": new_score,
+        "rank": leaderboard_rank_of(user_id=user.pk),
+        "flagged": completion.flagged,
+    }
+    if idempotency_key:
+        IdempotencyRecord.objects.filter(user=user, key=idempotency_key).update(
+            response_status=200, response_body=body
+        )
+    return CompletionOutcome(status=200, body=body, headers=rate_headers)
+
+
+class _IdempotencyRaceError(Exception):
+    """Another request with the same Idempotency-Key committed first."""
+
+
+@transaction.atomic
+def _accept(
+    *,
+    user: User,
+    action: ActionType,
+    token: ActionToken,
+    raw_token: str,
+    client_timestamp: datetime | None,
+    ip: str | None,
+    user_agent: str,
+    risk: RiskAssessment,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Completion:
+    """The completion's one transaction: claim, lock, check, award, record."""
+    if idempotency_key:
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.create(
+                    user=user, key=idempotency_key, request_hash=fingerprint
+                )
+        except IntegrityError as exc:
+            raise _IdempotencyRaceError() from exc
+    # Lock the user's row: concurrent completions of one user wait here, so the replay,
+    # cooldown and daily-cap checks below see every earlier completion.
+    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
+    now = timezone.now()
+    _check_rules(user=user, action=action, token=token, now=now)
+    entry = ledger_award(
+        user_id=user.pk,
+        delta=action.reward,
+        action_id=action.pk,
+        token_hash=token_hash(raw_token),
+        ip=ip,
+        user_agent=user_agent,
+    )
+    try:
+        with transaction.atomic():
+            completion = Completion.objects.create(
+                user=user,
+                action=action,
+                nonce=token.nonce,
+                score_entry=entry,
+                delta=action.reward,
+                started_at=token.issued_at,
+                client_timestamp=client_timestamp,
+                risk_score=risk.score,
+                flagged=risk.flagged,
+                ip=ip,
+                user_agent=user_agent[:512],
+                created_at=now,
+            )
+    except IntegrityError as exc:  # the nonce's unique key: a replay that raced us
+        raise TokenReplayedError() from exc
+    transaction.on_commit(
+        partial(
+            _queue_audit,
+            kind="completion.accepted",
+            user_id=str(user.pk),
+            completion_id=str(completion.pk),
+            risk_score=risk.score,
+            payload={
+                "actionId": action.pk,
+                "delta": action.reward,
+                "rules": risk.rules,
+                "flagged": risk.flagged,
+                "ip": ip,
+                "userAgent": user_agent,
+            },
+        ),
+        robust=True,
+    )
+    return completion
+
+
+def idempotency_expire() -> int:
+    """Delete Idempotency-Key records older than their time to live."""
+    cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def action_type_save(
+    *,
+    action_id: str,
+    name: str,
+    reward: int,
+    cooldown_seconds: int = 0,
+    min_duration_seconds: int = 0,
+    daily_cap: int | None = None,
+    active: bool = True,
+) -> tuple[ActionType, bool]:
+    """Create or update an action type after full validation."""
+    action = ActionType.objects.filter(pk=action_id).first() or ActionType(id=action_id)
+    created = action._state.adding
+    action.name, action.reward = name, reward
+    action.cooldown_seconds, action.min_duration_seconds = cooldown_seconds, min_duration_seconds
+    action.daily_cap, action.active = daily_cap, active
+    action.full_clean()
+    action.save()
+    return action, created
