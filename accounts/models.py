@@ -9,8 +9,8 @@ from django.utils import timezone
 
 class UserQuerySet(models.QuerySet["User"]):
     def rankable(self) -> UserQuerySet:
-        """Users who appear on the board: active and not banned."""
-        return self.filter(is_active=True, is_banned=False)
+        """Users who appear on the board: active, not banned, and with points."""
+        return self.filter(is_active=True, is_banned=False, score__gt=0)
 
     def ranked(self) -> UserQuerySet:
         """Board order: higher score first; on a tie, who reached the score first."""
@@ -39,7 +39,7 @@ class User(AbstractUser):
             models.Index(
                 fields=["-score", "score_reached_at", "id"],
                 name="user_board_order",
-                condition=models.Q(is_active=True, is_banned=False),
+                condition=models.Q(is_active=True, is_banned=False, score__gt=0),
             ),
         ]
 

@@ -1,16 +1,85 @@
-"""Ranking reads."""
+"""Ranking reads: from the Redis index, or from PostgreSQL in the same order when the
+index is unavailable (embedded default, or Redis down)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import asdict
+from typing import Any, TypedDict
 
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import Max, Q
 
 from accounts.models import User
+from leaderboard.index import IndexEntry, RedisIndex
+from scoreboard import metrics
+from scoreboard.models import ScoreEntry
+
+logger = logging.getLogger(__name__)
 
 
-def leaderboard_rank_of(*, user_id: uuid.UUID) -> int | None:
-    """1-based rank of a user, or None when the user is not ranked (banned, inactive)."""
+class BoardEntry(TypedDict):
+    rank: int
+    userId: str
+    username: str
+    score: int
+
+
+def _index() -> RedisIndex | None:
+    return None if settings.EMBEDDED else RedisIndex()
+
+
+def _as_entry(entry: IndexEntry) -> BoardEntry:
+    data = asdict(entry)
+    return {
+        "rank": data["rank"],
+        "userId": data["user_id"],
+        "username": data["username"],
+        "score": data["score"],
+    }
+
+
+def _index_failed(exc: Exception) -> None:
+    metrics.leaderboard_cache.labels("miss").inc()
+    metrics.backing_service_errors.labels("redis").inc()
+    logger.warning("leaderboard index unavailable, reading PostgreSQL: %s", exc)
+
+
+def _db_page(offset: int, limit: int) -> list[BoardEntry]:
+    rows = User.objects.ranked().values_list("id", "username", "score")[offset : offset + limit]
+    return [
+        {"rank": offset + i + 1, "userId": str(uid), "username": name, "score": score}
+        for i, (uid, name, score) in enumerate(rows)
+    ]
+
+
+def _db_version() -> int:
+    return ScoreEntry.objects.aggregate(v=Max("id"))["v"] or 0
+
+
+def leaderboard_page(*, offset: int, limit: int) -> dict[str, Any]:
+    """Ranks offset+1..offset+limit with the total of ranked users and a version."""
+    index = _index()
+    if index is not None:
+        try:
+            entries, total, version = index.page(offset=offset, limit=limit)
+            metrics.leaderboard_cache.labels("hit").inc()
+            return {"entries": [_as_entry(e) for e in entries], "total": total, "version": version}
+        except Exception as exc:
+            _index_failed(exc)
+    return {
+        "entries": _db_page(offset, limit),
+        "total": User.objects.rankable().count(),
+        "version": _db_version(),
+    }
+
+
+def leaderboard_top(*, n: int) -> list[BoardEntry]:
+    return leaderboard_page(offset=0, limit=n)["entries"]
+
+
+def _db_rank(user_id: uuid.UUID) -> tuple[int, int] | None:
     row = (
         User.objects.rankable().filter(pk=user_id).values("score", "score_reached_at", "id").first()
     )
@@ -25,4 +94,34 @@ def leaderboard_rank_of(*, user_id: uuid.UUID) -> int | None:
         )
         .count()
     )
-    return ahead + 1
+    return ahead + 1, row["score"]
+
+
+def leaderboard_rank_and_score(*, user_id: uuid.UUID) -> tuple[int, int] | None:
+    """(1-based rank, score) in O(log n) from the index, or None when unranked."""
+    index = _index()
+    if index is not None:
+        try:
+            found = index.rank(user_id=user_id)
+            metrics.leaderboard_cache.labels("hit").inc()
+            return found
+        except Exception as exc:
+            _index_failed(exc)
+    return _db_rank(user_id)
+
+
+def leaderboard_rank_of(*, user_id: uuid.UUID) -> int | None:
+    """1-based rank of a user, or None when the user is not ranked."""
+    found = leaderboard_rank_and_score(user_id=user_id)
+    return found[0] if found else None
+
+
+def leaderboard_around(*, user: User, radius: int) -> dict[str, Any]:
+    """The user's rank and score, and the entries within `radius` ranks of them."""
+    found = leaderboard_rank_and_score(user_id=user.pk)
+    if found is None:
+        return {"me": {"rank": None, "score": user.score}, "entries": []}
+    rank, score = found
+    offset = max(0, rank - 1 - radius)
+    page = leaderboard_page(offset=offset, limit=rank - offset + radius)
+    return {"me": {"rank": rank, "score": score}, "entries": page["entries"]}

@@ -1,7 +1,86 @@
+"""Leaderboard reads over REST, and the live page."""
+
+from __future__ import annotations
+
+import uuid
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from leaderboard import selectors
+from leaderboard.serializers import (
+    AroundQuerySerializer,
+    AroundSerializer,
+    BoardQuerySerializer,
+    BoardSerializer,
+    UserRankSerializer,
+)
+from scoreboard.errors import NotFoundError
 
 
 def live_page(request: HttpRequest) -> HttpResponse:
-    """The live leaderboard page."""
+    """The live leaderboard page (anonymous visitors welcome)."""
     return render(request, "leaderboard/live.html")
+
+
+class BoardView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[BoardQuerySerializer],
+        responses={200: BoardSerializer, 400: OpenApiResponse(description="`invalid`")},
+    )
+    def get(self, request: Request) -> Response:
+        query = BoardQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = selectors.leaderboard_page(**query.validated_data)
+        return Response({**page, "generatedAt": timezone.now()})
+
+
+class AroundMeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[AroundQuerySerializer],
+        responses={
+            200: AroundSerializer,
+            400: OpenApiResponse(description="`invalid`"),
+            401: OpenApiResponse(description="`not_authenticated`"),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = AroundQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(selectors.leaderboard_around(user=request.user, **query.validated_data))
+
+
+class UserRankView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses={200: UserRankSerializer, 404: OpenApiResponse(description="`not_found`")}
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        try:
+            pk = uuid.UUID(user_id)
+        except ValueError as exc:
+            raise NotFoundError("User not found.") from exc
+        user = User.objects.filter(pk=pk, is_active=True).values("id", "username", "score").first()
+        if user is None:
+            raise NotFoundError("User not found.")
+        found = selectors.leaderboard_rank_and_score(user_id=pk)
+        return Response(
+            {
+                "rank": found[0] if found else None,
+                "userId": user["id"],
+                "username": user["username"],
+                "score": user["score"],
+            }
+        )

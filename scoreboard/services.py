@@ -72,8 +72,8 @@ def ledger_award(
             user_agent=user_agent[:512],
             reverses=reverses,
             note=note[:255],
+            created_at=now,
         )
-        entry.created_at = now
         _publish_score_changed(entry)
     return entry
 

@@ -207,11 +207,18 @@ def me_with(token: str | None):  # type: ignore[no-untyped-def]
     return client.get("/api/v1/me/")
 
 
-def test_it_answers_me_with_score_and_rank(alice) -> None:  # type: ignore[no-untyped-def]
+def test_it_answers_me_with_score_and_rank(alice, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    from scoreboard.services import ledger_award
+
     response = me_with(access_token_for(alice))
     assert response.status_code == 200
     assert set(response.json()) == {"id", "username", "score", "rank", "dateJoined"}
-    assert response.json()["rank"] == 1
+    assert response.json()["rank"] is None  # no points yet: not on the board
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_award(user_id=alice.pk, delta=7)
+    assert me_with(access_token_for(alice)).json() | {"dateJoined": None} == {
+        "id": str(alice.pk), "username": "alice", "score": 7, "rank": 1, "dateJoined": None,
+    }
 
 
 def test_it_requires_a_token(db) -> None:  # type: ignore[no-untyped-def]

@@ -67,6 +67,7 @@ def test_it_requires_login_to_start(api_client, click) -> None:  # type: ignore[
     assert api_client.post("/api/v1/actions/click/start/").status_code == 401
 
 
+@pytest.mark.django_db(transaction=True)  # the rank is read after a real commit
 def test_it_accepts_a_completion_and_raises_the_score(
     client_for, alice, click, start, complete
 ) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,113 @@
+"""The live board over WebSocket: `/ws/leaderboard/`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from accounts.websocket import AUTH_CLOSE_CODE
+from leaderboard import broadcast
+from leaderboard.selectors import leaderboard_top
+from scoreboard import metrics
+
+MAX_FRAME_BYTES = 4096
+FLOOD_MESSAGES = 20
+FLOOD_SECONDS = 5.0
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008
+
+
+def _snapshot() -> str:
+    version = broadcast.push_version()
+    entries = leaderboard_top(n=settings.LEADERBOARD_TOP_N)
+    return json.dumps(
+        {"type": "leaderboard.snapshot", "entries": entries, "version": version},
+        separators=(",", ":"),
+    )
+
+
+class LeaderboardConsumer(AsyncWebsocketConsumer):
+    """Snapshot on connect and on request; coalesced updates; the viewer's own score."""
+
+    async def connect(self) -> None:
+        self.accepted = False
+        self.recent: deque[float] = deque(maxlen=FLOOD_MESSAGES)
+        self.user_group: str | None = None
+        await self.accept(subprotocol=self.scope.get("accepted_subprotocol"))
+        user = self.scope.get("user")
+        authenticated = bool(user and user.is_authenticated)
+        if self.scope.get("auth_error") or (
+            settings.LEADERBOARD_WS_REQUIRE_LOGIN and not authenticated
+        ):
+            await self.close(code=AUTH_CLOSE_CODE)
+            return
+        self.accepted = True
+        metrics.websocket_connections.inc()
+        metrics.websocket_opens.inc()
+        await self.channel_layer.group_add(broadcast.BOARD_GROUP, self.channel_name)
+        if authenticated:
+            self.user_group = broadcast.user_group(user.pk)
+            await self.channel_layer.group_add(self.user_group, self.channel_name)
+        broadcast.broadcaster.ensure_running()
+        await self.send(text_data=await sync_to_async(_snapshot)())
+
+    async def disconnect(self, code: int) -> None:
+        if not self.accepted:
+            return
+        metrics.websocket_connections.dec()
+        metrics.websocket_closes.labels("client", str(code)).inc()
+        await self.channel_layer.group_discard(broadcast.BOARD_GROUP, self.channel_name)
+        if self.user_group:
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+
+    async def _refuse(self, code: int) -> None:
+        metrics.websocket_closes.labels("server", str(code)).inc()
+        await self.close(code=code)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Client frames: `ping`, `resync`; anything else gets an error frame."""
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > MAX_FRAME_BYTES:
+            await self._refuse(CLOSE_TOO_BIG)
+            return
+        now = time.monotonic()
+        self.recent.append(now)
+        if len(self.recent) == FLOOD_MESSAGES and now - self.recent[0] < FLOOD_SECONDS:
+            await self._refuse(CLOSE_POLICY)
+            return
+        if text_data is None:
+            await self._error("unsupported_frame", "Send JSON text frames.")
+            return
+        try:
+            message: Any = json.loads(text_data)
+        except ValueError:
+            await self._error("invalid_json", "The frame is not valid JSON.")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
+            await self.send(text_data='{"type":"pong"}')
+        elif kind == "resync":
+            await self.send(text_data=await sync_to_async(_snapshot)())
+        else:
+            await self._error("unknown_type", "Known types: ping, resync.")
+
+    async def _error(self, code: str, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+
+    async def leaderboard_push(self, event: dict[str, Any]) -> None:
+        """Forward the broadcaster's pre-encoded update."""
+        await self.send(text_data=event["text"])
+
+    async def me_update(self, event: dict[str, Any]) -> None:
+        """The viewer's own score changed."""
+        await self.send(
+            text_data=json.dumps(
+                {"type": "me.update", "score": event["score"], "rank": event["rank"]}
+            )
+        )
