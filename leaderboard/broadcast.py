@@ -143,8 +143,9 @@ class Broadcaster:
         self.task: asyncio.Task[None] | None = None
 
     def ensure_running(self) -> None:
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self.run())
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self.run())
 
     async def run(self) -> None:
         layer = get_channel_layer()

@@ -41,12 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _clean_redis_keys() -> Iterator[None]:
     """Delete this run's Redis keys (all under its own prefix) when the run ends."""
     yield
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
+    _delete_run_keys()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,17 +58,29 @@ def _close_stray_connections(django_db_setup, django_db_blocker) -> Iterator[Non
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    """Each test starts with empty caches. Only this run's keys: `clear()` would FLUSHDB."""
+def _fresh_redis_and_caches() -> Iterator[None]:
+    """Each test starts with no keys of this run in Redis (index, caches, counters) and
+    empty local caches. Only this run's prefix: other runs share the server."""
     from django.core.cache import caches
 
+    from scoreboard.ratelimit import ratelimit_reset_local
+
     yield
+    _delete_run_keys()
     for alias in settings.CACHES:
-        cache = caches[alias]
-        if hasattr(cache, "delete_pattern"):
-            cache.delete_pattern("*")
-        else:
-            cache.clear()
+        if not hasattr(caches[alias], "delete_pattern"):
+            caches[alias].clear()
+    ratelimit_reset_local()
+
+
+def _delete_run_keys() -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    client.close()
 
 
 @pytest.fixture

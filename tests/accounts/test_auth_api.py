@@ -217,7 +217,11 @@ def test_it_answers_me_with_score_and_rank(alice, django_capture_on_commit_callb
     with django_capture_on_commit_callbacks(execute=True):
         ledger_award(user_id=alice.pk, delta=7)
     assert me_with(access_token_for(alice)).json() | {"dateJoined": None} == {
-        "id": str(alice.pk), "username": "alice", "score": 7, "rank": 1, "dateJoined": None,
+        "id": str(alice.pk),
+        "username": "alice",
+        "score": 7,
+        "rank": 1,
+        "dateJoined": None,
     }
 
 

@@ -1,0 +1,163 @@
+"""The WebSocket protocol of /ws/leaderboard/, through the whole ASGI application and the
+Redis pub/sub channel layer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from config.asgi import application
+from scoreboard.services import ledger_award
+from tests.conftest import access_token_for
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+async def connect(path: str = "/ws/leaderboard/", **kwargs):  # type: ignore[no-untyped-def]
+    headers = kwargs.pop("headers", [ORIGIN])
+    communicator = WebsocketCommunicator(application, path, headers=headers, **kwargs)
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    return communicator
+
+
+async def next_of(communicator, kind: str, timeout: float = 3.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = json.loads(
+            await communicator.receive_from(timeout=max(0.05, deadline - time.monotonic()))
+        )
+        if frame["type"] == kind:
+            return frame
+
+
+award = database_sync_to_async(ledger_award)
+
+
+async def test_it_sends_a_snapshot_on_connect() -> None:
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+    await award(user_id=alice.pk, delta=12)
+    communicator = await connect()
+    snapshot = json.loads(await communicator.receive_from())
+    assert snapshot["type"] == "leaderboard.snapshot"
+    assert snapshot["entries"] == [
+        {"rank": 1, "userId": str(alice.pk), "username": "alice", "score": 12}
+    ]
+    assert isinstance(snapshot["version"], int)
+    await communicator.disconnect()
+
+
+async def test_it_answers_ping_resync_and_nonsense() -> None:
+    communicator = await connect()
+    await next_of(communicator, "leaderboard.snapshot")
+    await communicator.send_to(text_data='{"type": "ping"}')
+    assert json.loads(await communicator.receive_from()) == {"type": "pong"}
+    await communicator.send_to(text_data='{"type": "resync"}')
+    assert json.loads(await communicator.receive_from())["type"] == "leaderboard.snapshot"
+    await communicator.send_to(text_data="not json")
+    assert json.loads(await communicator.receive_from())["code"] == "invalid_json"
+    await communicator.send_to(text_data='{"type": "dance"}')
+    assert json.loads(await communicator.receive_from())["code"] == "unknown_type"
+    await communicator.send_to(text_data="[1, 2]")
+    assert json.loads(await communicator.receive_from())["code"] == "unknown_type"
+    await communicator.disconnect()
+
+
+async def test_it_closes_on_an_oversize_frame() -> None:
+    communicator = await connect()
+    await next_of(communicator, "leaderboard.snapshot")
+    await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 5000}))
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 1009}
+
+
+async def test_it_closes_a_flooding_client() -> None:
+    communicator = await connect()
+    await next_of(communicator, "leaderboard.snapshot")
+    for _ in range(25):
+        await communicator.send_to(text_data='{"type": "ping"}')
+    frames = []
+    for _ in range(30):
+        output = await communicator.receive_output(timeout=3)
+        frames.append(output)
+        if output["type"] == "websocket.close":
+            break
+    assert frames[-1] == {"type": "websocket.close", "code": 1008}
+
+
+async def test_it_refuses_a_foreign_origin() -> None:
+    communicator = WebsocketCommunicator(
+        application, "/ws/leaderboard/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect(timeout=5)
+    assert not connected
+
+
+async def test_it_closes_4401_for_a_bad_token() -> None:
+    communicator = await connect("/ws/leaderboard/?token=bad")
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_it_requires_login_when_configured(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LEADERBOARD_WS_REQUIRE_LOGIN = True
+    communicator = await connect()
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_it_pushes_updates_and_my_own_score() -> None:
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+    token = await database_sync_to_async(access_token_for)(alice)
+    communicator = await connect(subprotocols=[f"bearer.{token}"])
+    snapshot = await next_of(communicator, "leaderboard.snapshot")
+    await award(user_id=alice.pk, delta=40)
+    me = await next_of(communicator, "me.update")
+    assert me == {"type": "me.update", "score": 40, "rank": 1}
+    update = await next_of(communicator, "leaderboard.update")
+    assert update["version"] == snapshot["version"] + 1
+    assert update["entries"][0]["score"] == 40
+    assert update["changes"] == [
+        {"userId": str(alice.pk), "username": "alice", "score": 40, "rank": 1, "previousRank": None}
+    ]
+    await communicator.disconnect()
+
+
+async def test_it_coalesces_a_burst_into_a_few_pushes() -> None:
+    users = [await database_sync_to_async(UserFactory)() for _ in range(10)]
+    communicator = await connect()
+    await next_of(communicator, "leaderboard.snapshot")
+
+    def burst() -> float:
+        started = time.monotonic()
+        for n in range(200):
+            ledger_award(user_id=users[n % 10].pk, delta=1 + n % 7)
+        return time.monotonic() - started
+
+    elapsed = await database_sync_to_async(burst)()
+    pushes = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        if await communicator.receive_nothing(timeout=0.05):
+            continue  # receive_nothing never cancels the application, a timed-out receive would
+        frame = json.loads(await communicator.receive_from())
+        if frame["type"] == "leaderboard.update":
+            pushes.append(frame)
+    # at most one push per 100 ms interval while the burst lasts, plus the final one
+    assert 1 <= len(pushes) <= int(elapsed / 0.1) + 3, (len(pushes), elapsed)
+    final = await database_sync_to_async(
+        lambda: sorted(
+            (
+                (u.score, u.username)
+                for u in type(users[0]).objects.filter(pk__in=[x.pk for x in users])
+            ),
+            reverse=True,
+        )
+    )()
+    assert [e["score"] for e in pushes[-1]["entries"]] == [score for score, _ in final]
+    versions = [p["version"] for p in pushes]
+    assert versions == list(range(versions[0], versions[0] + len(versions)))
+    await communicator.disconnect()
