@@ -163,6 +163,7 @@ class Stack:
     redis_url: str = DEFAULT_REDIS_URL
     extra_env: dict[str, str] = field(default_factory=dict)
     bootstrap: bool = True
+    proxy: bool = True
     processes: list[Process] = field(default_factory=list)
     web_ports: list[int] = field(default_factory=list)
     ws_ports: list[int] = field(default_factory=list)
@@ -278,6 +279,8 @@ class Stack:
                 )
             for proc, port in zip(self.processes, self.web_ports + self.ws_ports, strict=False):
                 wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+            if not self.proxy:
+                return self
             (self.workdir / "nginx-temp").mkdir(mode=0o777, exist_ok=True)
             self.workdir.chmod(0o755)
             conf = self.workdir / "nginx.conf"

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
 
 from deploy.stack import Stack, wait_http
 
@@ -17,20 +15,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, django_db_blocker) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    db = settings.DATABASES["default"]
-    running = Stack(
-        web=1,
-        ws=1,
-        beat=False,
-        gunicorn_workers=1,
-        bootstrap=False,
-        database_url=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        redis_url=settings.REDIS_URL,
-    )
-    with django_db_blocker.unblock(), running.running():
-        yield running
-    running.cleanup()
+def stack(start_stack) -> Stack:  # type: ignore[no-untyped-def]
+    return start_stack(web=1, ws=1)
 
 
 def fetch(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

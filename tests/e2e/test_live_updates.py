@@ -1,0 +1,65 @@
+"""Two daphne instances sharing Redis: a completion accepted by one is pushed by both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+import websockets
+
+from deploy.stack import Stack
+from tests.conftest import access_token_for
+from tests.factories import ActionTypeFactory, UserFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def two_instances(start_stack) -> Stack:  # type: ignore[no-untyped-def]
+    return start_stack(web=0, ws=2, worker=False, proxy=False)
+
+
+async def _watch_b_while_completing_on_a(
+    stack: Stack, token: str, user_id: str
+) -> tuple[float, dict]:
+    port_a, port_b = stack.ws_ports
+    url_b = f"ws://127.0.0.1:{port_b}/ws/leaderboard/"
+    async with websockets.connect(
+        url_b, origin=f"http://127.0.0.1:{port_b}", open_timeout=10
+    ) as ws:
+        snapshot = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        assert snapshot["type"] == "leaderboard.snapshot"
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_a}", timeout=10) as http:
+            started = await http.post("/api/v1/actions/e2e-click/start/", headers=headers)
+            assert started.status_code == 201, started.text
+            sent = time.perf_counter()
+            done = await http.post(
+                "/api/v1/actions/complete/",
+                headers=headers,
+                json={"actionId": "e2e-click", "actionToken": started.json()["actionToken"]},
+            )
+            assert done.status_code == 200, done.text
+        deadline = sent + 5
+        while time.perf_counter() < deadline:
+            frame = json.loads(
+                await asyncio.wait_for(ws.recv(), timeout=deadline - time.perf_counter())
+            )
+            if frame["type"] == "leaderboard.update" and any(
+                e["userId"] == user_id and e["score"] == 15 for e in frame["entries"]
+            ):
+                return time.perf_counter() - sent, frame
+    raise AssertionError("instance B never pushed the update")
+
+
+def test_it_pushes_a_completion_on_a_to_viewers_of_b(two_instances: Stack) -> None:
+    ActionTypeFactory(id="e2e-click", reward=15)
+    alice = UserFactory(username="alice")
+    delay, frame = asyncio.run(
+        _watch_b_while_completing_on_a(two_instances, access_token_for(alice), str(alice.pk))
+    )
+    assert delay < 1.0, f"update reached instance B after {delay:.3f}s"
+    assert frame["changes"][0]["username"] == "alice"
