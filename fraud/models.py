@@ -10,6 +10,8 @@ class AuditEvent(models.Model):
     class Kind(models.TextChoices):
         COMPLETION_ACCEPTED = "completion.accepted", "Completion accepted"
         COMPLETION_BLOCKED = "completion.blocked", "Completion blocked"
+        USER_BANNED = "user.banned", "User banned"
+        USER_UNBANNED = "user.unbanned", "User unbanned"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     user = models.ForeignKey(

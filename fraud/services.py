@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from fraud.models import AuditEvent
 
 
 @dataclass(frozen=True)
@@ -39,3 +44,29 @@ def fraud_assess(
 ) -> RiskAssessment:
     """Score a completion before its transaction. No rules are active yet: every one passes."""
     return RiskAssessment(score=0.0, rules={})
+
+
+def user_set_banned(*, user: User, banned: bool, actor: str = "", reason: str = "") -> bool:
+    """Ban (off the board at once, writes refused, sessions ended) or unban a user.
+
+    Returns False when the user already was in that state. Audited.
+    """
+    from accounts.models import Session
+    from leaderboard.services import leaderboard_user_changed
+
+    with transaction.atomic():
+        changed = User.objects.filter(pk=user.pk, is_banned=not banned).update(
+            is_banned=banned, banned_at=timezone.now() if banned else None
+        )
+        if not changed:
+            return False
+        if banned:
+            Session.objects.filter(user=user).active().update(revoked_at=timezone.now())
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.USER_BANNED if banned else AuditEvent.Kind.USER_UNBANNED,
+            user=user,
+            payload={"actor": actor, "reason": reason},
+        )
+        user.refresh_from_db()
+        transaction.on_commit(lambda: leaderboard_user_changed(user=user), robust=True)
+    return True
