@@ -19,8 +19,9 @@ from scoreboard import metrics
 MAX_FRAME_BYTES = 4096
 FLOOD_MESSAGES = 20
 FLOOD_SECONDS = 5.0
-CLOSE_TOO_BIG = 1009
-CLOSE_POLICY = 1008
+# Application close codes (daphne sends only 1000 or 3000-4999 from an application).
+CLOSE_TOO_BIG = 4009
+CLOSE_POLICY = 4008
 
 
 def _snapshot() -> str:

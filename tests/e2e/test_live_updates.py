@@ -63,3 +63,27 @@ def test_it_pushes_a_completion_on_a_to_viewers_of_b(two_instances: Stack) -> No
     )
     assert delay < 1.0, f"update reached instance B after {delay:.3f}s"
     assert frame["changes"][0]["username"] == "alice"
+
+
+async def _close_code_after(port: int, frames: list[str]) -> int | None:
+    url = f"ws://127.0.0.1:{port}/ws/leaderboard/"
+    async with websockets.connect(url, origin=f"http://127.0.0.1:{port}", open_timeout=10) as ws:
+        await asyncio.wait_for(ws.recv(), timeout=10)  # the snapshot
+        for frame in frames:
+            await ws.send(frame)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout=5)
+        except websockets.ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+@pytest.mark.parametrize(
+    ("frames", "code"),
+    [
+        pytest.param(['{"type": "ping", "pad": "' + "x" * 5000 + '"}'], 4009, id="oversize"),
+        pytest.param(['{"type": "ping"}'] * 25, 4008, id="flood"),
+    ],
+)
+def test_it_closes_abusive_sockets_with_a_clear_code(two_instances: Stack, frames, code) -> None:  # type: ignore[no-untyped-def]
+    assert asyncio.run(_close_code_after(two_instances.ws_ports[0], frames)) == code

@@ -73,7 +73,7 @@ async def test_it_closes_on_an_oversize_frame() -> None:
     communicator = await connect()
     await next_of(communicator, "leaderboard.snapshot")
     await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 5000}))
-    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 1009}
+    assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4009}
 
 
 async def test_it_closes_a_flooding_client() -> None:
@@ -87,7 +87,7 @@ async def test_it_closes_a_flooding_client() -> None:
         frames.append(output)
         if output["type"] == "websocket.close":
             break
-    assert frames[-1] == {"type": "websocket.close", "code": 1008}
+    assert frames[-1] == {"type": "websocket.close", "code": 4008}
 
 
 async def test_it_refuses_a_foreign_origin() -> None:
