@@ -23,10 +23,12 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 
 install: $(VENV)/.installed
 
-# Local secrets for the embedded default, made once and kept out of git.
+# Local secrets, made once and kept out of git. Written to a temporary file and moved
+# into place only if no .env exists yet, so instances started at once share one secret.
 .env:
-	@$(PYTHON) -c 'import secrets; print(f"SECRET_KEY={secrets.token_urlsafe(48)}\nJWT_SIGNING_KEY={secrets.token_urlsafe(48)}")' > $@
-	@echo "wrote .env with fresh local secrets"
+	@umask 077; tmp=$$(mktemp .env.XXXXXX); \
+	$(PYTHON) -c 'import secrets; print(f"SECRET_KEY={secrets.token_urlsafe(48)}\nJWT_SIGNING_KEY={secrets.token_urlsafe(48)}")' > $$tmp; \
+	mv -n $$tmp $@; rm -f $$tmp; echo "local secrets in .env"
 
 run: install .env
 	$(PY) manage.py bootstrap

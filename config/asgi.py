@@ -11,10 +11,10 @@ from django.core.asgi import get_asgi_application
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.websocket import WebSocketAuthMiddlewareStack  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
+from leaderboard.security import AllowedHostsOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

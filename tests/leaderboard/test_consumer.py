@@ -98,6 +98,12 @@ async def test_it_refuses_a_foreign_origin() -> None:
     assert not connected
 
 
+async def test_it_accepts_a_native_client_without_origin() -> None:
+    communicator = await connect(headers=[])
+    assert json.loads(await communicator.receive_from())["type"] == "leaderboard.snapshot"
+    await communicator.disconnect()
+
+
 async def test_it_closes_4401_for_a_bad_token() -> None:
     communicator = await connect("/ws/leaderboard/?token=bad")
     assert await communicator.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
