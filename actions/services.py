@@ -202,8 +202,6 @@ def _submit(
     earliest = token.issued_at + timedelta(seconds=action.min_duration_seconds)
     if now < earliest:
         raise TooEarlyError(details={"earliestCompletionAt": earliest.isoformat()})
-    if Completion.objects.filter(nonce=token.nonce).exists():
-        raise TokenReplayedError()
 
     risk = fraud_assess(
         user_id=user.pk,
@@ -242,6 +240,8 @@ def _submit(
         if replayed is None:
             raise IdempotencyInProgressError() from None
         return replayed
+    except IntegrityError as exc:  # the nonce's unique key: the last line against replays
+        raise TokenReplayedError() from exc
 
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
@@ -302,24 +302,22 @@ def _accept(
         ip=ip,
         user_agent=user_agent,
     )
-    try:
-        with transaction.atomic():
-            completion = Completion.objects.create(
-                user=user,
-                action=action,
-                nonce=token.nonce,
-                score_entry=entry,
-                delta=action.reward,
-                started_at=token.issued_at,
-                client_timestamp=client_timestamp,
-                risk_score=risk.score,
-                flagged=risk.flagged,
-                ip=ip,
-                user_agent=user_agent[:512],
-                created_at=now,
-            )
-    except IntegrityError as exc:  # the nonce's unique key: a replay that raced us
-        raise TokenReplayedError() from exc
+    # The nonce's unique key backs up the check above; a violation aborts the whole
+    # transaction and becomes token_replayed in completion_submit.
+    completion = Completion.objects.create(
+        user=user,
+        action=action,
+        nonce=token.nonce,
+        score_entry=entry,
+        delta=action.reward,
+        started_at=token.issued_at,
+        client_timestamp=client_timestamp,
+        risk_score=risk.score,
+        flagged=risk.flagged,
+        ip=ip,
+        user_agent=user_agent[:512],
+        created_at=now,
+    )
     transaction.on_commit(
         partial(
             _queue_audit,

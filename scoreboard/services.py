@@ -52,7 +52,8 @@ def ledger_award(
     exact under concurrent awards. The leaderboard hears of it only after commit.
     """
     now = timezone.now()
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here aborts it all anyway.
+    with transaction.atomic(savepoint=False):
         # The row lock makes read-then-update exact; the F() update keeps it atomic anyway.
         before = (
             User.objects.select_for_update().filter(pk=user_id).values_list("score", flat=True)

@@ -331,3 +331,21 @@ def test_it_forgets_keys_after_their_time_to_live(
         complete(client, "click", start(client, "click"), HTTP_IDEMPOTENCY_KEY="old").status_code
         == 200
     )
+
+
+def test_it_refuses_a_replay_by_the_unique_nonce_alone(
+    client_for, alice, click, start, complete, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The database is the last line: with the checks switched off, the nonce key holds."""
+    from actions import services
+
+    client = client_for(alice)
+    token = start(client, "click")
+    assert complete(client, "click", token).status_code == 200
+    monkeypatch.setattr(services, "_check_rules", lambda **kw: None)
+    response = complete(client, "click", token)
+    assert response.status_code == 409
+    assert code(response) == "token_replayed"
+    alice.refresh_from_db()
+    assert alice.score == 5
+    assert ScoreEntry.objects.filter(user=alice).count() == 1
