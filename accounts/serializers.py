@@ -15,7 +15,9 @@ class RegisterSerializer(serializers.Serializer):
         error_messages={"invalid": "Use 3 to 150 letters, digits and @/./+/-/_ only."},
     )
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    password = serializers.CharField(
+        write_only=True, min_length=8, max_length=128, trim_whitespace=False
+    )
 
     def validate_username(self, value: str) -> str:
         if User.objects.filter(username__iexact=value).exists():

@@ -82,6 +82,7 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
+                pattern=r"^[\x21-\x7e]{1,255}$",
                 description="retries with the same key and body return the first response",
             )
         ],
@@ -118,6 +119,12 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
 
 
+@extend_schema(
+    responses={
+        200: CompletionSerializer(many=True),
+        400: OpenApiResponse(description="`invalid` limit or offset"),
+    }
+)
 class MyCompletionsView(ListAPIView):
     serializer_class = CompletionSerializer
     permission_classes = [IsAuthenticated]

@@ -349,3 +349,10 @@ def test_it_refuses_a_replay_by_the_unique_nonce_alone(
     alice.refresh_from_db()
     assert alice.score == 5
     assert ScoreEntry.objects.filter(user=alice).count() == 1
+
+
+@pytest.mark.parametrize("query", ["offset=null", "limit=0", "limit=101", "offset=-1"])
+def test_it_refuses_bad_paging_of_my_completions(client_for, alice, query) -> None:  # type: ignore[no-untyped-def]
+    response = client_for(alice).get(f"/api/v1/me/completions/?{query}")
+    assert response.status_code == 400
+    assert code(response) == "invalid"

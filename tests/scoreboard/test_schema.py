@@ -35,7 +35,13 @@ def test_it_generates_a_valid_schema_without_warnings() -> None:
         assert path in schema["paths"], path
         assert methods <= set(schema["paths"][path]), path
     complete = schema["paths"]["/api/v1/actions/complete/"]["post"]["responses"]
-    assert {"200", "400", "401", "403", "404", "409", "429"} <= set(complete)
+    assert {"200", "400", "401", "403", "404", "409", "429", "503"} <= set(complete)
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    assert complete["409"]["content"]["application/json"]["schema"] == envelope
+    start = schema["paths"]["/api/v1/actions/{id}/start/"]["post"]["responses"]
+    assert "401" in start
+    board = schema["paths"]["/api/v1/leaderboard/"]["get"]["responses"]
+    assert "401" not in board  # public
 
 
 @pytest.mark.django_db
