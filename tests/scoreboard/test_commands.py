@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,8 +13,7 @@ from django.core.management import call_command
 from accounts.models import User
 from actions.models import ActionType
 from scoreboard.selectors import ledger_sum
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import run_django
 
 
 @pytest.mark.django_db
@@ -45,26 +41,13 @@ def test_it_bootstraps_in_parallel_without_errors() -> None:
     """Two instances starting at once: both succeed, demo data is loaded exactly once."""
     db = settings.DATABASES["default"]
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SCOREBOARD_READ_DOT_ENV": "0",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
     }
     results: list[subprocess.CompletedProcess[str]] = []
 
     def run() -> None:
-        results.append(
-            subprocess.run(
-                [sys.executable, "manage.py", "bootstrap"],
-                env=env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        )
+        results.append(run_django(["manage.py", "bootstrap"], env))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
@@ -77,20 +60,8 @@ def test_it_bootstraps_in_parallel_without_errors() -> None:
 
 
 def test_it_fails_clearly_when_the_database_is_down() -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SCOREBOARD_READ_DOT_ENV": "0",
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nothing",
-    }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "bootstrap"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_django(
+        ["manage.py", "bootstrap"], {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nothing"}
     )
     assert done.returncode != 0
     assert "Database unavailable" in done.stderr

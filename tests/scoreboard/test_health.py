@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.test import Client
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import run_django
 
 
 def test_it_says_the_process_is_up(client: Client) -> None:
@@ -52,30 +49,21 @@ def _closed_port() -> int:
 def _readyz_in_a_process(extra_env: dict[str, str]) -> tuple[int, dict]:
     """Ask /readyz of a fresh Django process configured only by the environment."""
     db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": "x" * 50,
-        "JWT_SIGNING_KEY": "y" * 50,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/postgres",
-        "SCOREBOARD_READ_DOT_ENV": "0",
-        **extra_env,
-    }
     code = (
         "import django, json; django.setup();"
         "from django.test import Client;"
         "r = Client().get('/readyz', HTTP_HOST='10.1.2.3');"
         "print(json.dumps({'status': r.status_code, 'body': r.json()}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = run_django(
+        ["-c", code],
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 50,
+            "JWT_SIGNING_KEY": "y" * 50,
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/postgres",
+            **extra_env,
+        },
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])

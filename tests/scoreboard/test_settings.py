@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import run_django
 
 
-def _start_django(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "JWT_SIGNING_KEY"}}
-    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "SCOREBOARD_READ_DOT_ENV": "0"})
-    for key, value in env_overrides.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def _start_django(env: dict[str, str | None]) -> subprocess.CompletedProcess[str]:
+    return run_django(
+        ["-c", "import django; django.setup(); print('started')"],
+        {"SECRET_KEY": None, "JWT_SIGNING_KEY": None, **env},
     )
 
 
