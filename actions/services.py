@@ -141,64 +141,53 @@ def _queue_audit(**kwargs: Any) -> None:
         logger.exception("could not queue the completion audit for %s", kwargs.get("completion_id"))
 
 
-def completion_submit(
-    *,
-    user: User,
-    action_id: str,
-    raw_token: str,
-    client_timestamp: datetime | None,
-    ip: str | None,
-    user_agent: str,
-    idempotency_key: str | None = None,
-    fingerprint: str = "",
-) -> CompletionOutcome:
+@dataclass(frozen=True)
+class CompletionRequest:
+    """What a client sent to complete an action, and who and where it came from."""
+
+    user: User
+    action_id: str
+    raw_token: str
+    client_timestamp: datetime | None
+    ip: str | None
+    user_agent: str
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+
+
+def completion_submit(*, request: CompletionRequest) -> CompletionOutcome:
     """Check a completion and, if every check passes, award its reward in one transaction.
 
     Checks run cheapest first; the transaction locks the user's row, so a user's
     completions are serialised and cooldown, daily cap and replay hold under races.
     """
-    if idempotency_key:
-        replayed = _replay(user, idempotency_key, fingerprint)
+    key = request.idempotency_key
+    if key:
+        replayed = _replay(request.user, key, request.fingerprint)
         if replayed is not None:
             return replayed
     try:
-        return _submit(
-            user=user,
-            action_id=action_id,
-            raw_token=raw_token,
-            client_timestamp=client_timestamp,
-            ip=ip,
-            user_agent=user_agent,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-        )
+        return _submit(request)
     except ApplicationError:
         # A twin request with the same key may have won while this one ran its checks:
         # then its stored response (or "in progress") is the answer, not this refusal.
-        if idempotency_key:
-            replayed = _replay(user, idempotency_key, fingerprint)
+        if key:
+            replayed = _replay(request.user, key, request.fingerprint)
             if replayed is not None:
                 return replayed
         raise
 
 
-def _submit(
-    *,
-    user: User,
-    action_id: str,
-    raw_token: str,
-    client_timestamp: datetime | None,
-    ip: str | None,
-    user_agent: str,
-    idempotency_key: str | None,
-    fingerprint: str,
-) -> CompletionOutcome:
+def _submit(request: CompletionRequest) -> CompletionOutcome:
+    user, ip, user_agent = request.user, request.ip, request.user_agent
     if user.is_banned:
         raise UserBannedError()
     rate_headers = _rate_limit(user, ip)
-    action = _active_action(action_id)
+    action = _active_action(request.action_id)
     now = timezone.now()
-    token = action_token_verify(raw=raw_token, user_id=user.pk, action_id=action.pk, now=now)
+    token = action_token_verify(
+        raw=request.raw_token, user_id=user.pk, action_id=action.pk, now=now
+    )
     earliest = token.issued_at + timedelta(seconds=action.min_duration_seconds)
     if now < earliest:
         raise TooEarlyError(details={"earliestCompletionAt": earliest.isoformat()})
@@ -208,7 +197,7 @@ def _submit(
         action_id=action.pk,
         ip=ip,
         user_agent=user_agent,
-        client_timestamp=client_timestamp,
+        client_timestamp=request.client_timestamp,
         now=now,
     )
     if risk.blocked:
@@ -223,20 +212,9 @@ def _submit(
         raise FraudBlockedError(details={"riskScore": round(risk.score, 3)})
 
     try:
-        completion = _accept(
-            user=user,
-            action=action,
-            token=token,
-            raw_token=raw_token,
-            client_timestamp=client_timestamp,
-            ip=ip,
-            user_agent=user_agent,
-            risk=risk,
-            idempotency_key=idempotency_key,
-            fingerprint=fingerprint,
-        )
+        completion = _accept(request, action=action, token=token, risk=risk)
     except _IdempotencyRaceError:
-        replayed = _replay(user, idempotency_key or "", fingerprint)
+        replayed = _replay(user, request.idempotency_key or "", request.fingerprint)
         if replayed is None:
             raise IdempotencyInProgressError() from None
         return replayed
@@ -245,18 +223,17 @@ def _submit(
 
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
-    new_score = completion.score_entry.score_after
     body = {
         "success": True,
         "completionId": str(completion.pk),
         "actionId": action.pk,
         "delta": completion.delta,
-        "newScore": new_score,
+        "newScore": completion.score_entry.score_after,
         "rank": leaderboard_rank_of(user_id=user.pk),
         "flagged": completion.flagged,
     }
-    if idempotency_key:
-        IdempotencyRecord.objects.filter(user=user, key=idempotency_key).update(
+    if request.idempotency_key:
+        IdempotencyRecord.objects.filter(user=user, key=request.idempotency_key).update(
             response_status=200, response_body=body
         )
     return CompletionOutcome(status=200, body=body, headers=rate_headers)
@@ -268,24 +245,15 @@ class _IdempotencyRaceError(Exception):
 
 @transaction.atomic
 def _accept(
-    *,
-    user: User,
-    action: ActionType,
-    token: ActionToken,
-    raw_token: str,
-    client_timestamp: datetime | None,
-    ip: str | None,
-    user_agent: str,
-    risk: RiskAssessment,
-    idempotency_key: str | None,
-    fingerprint: str,
+    request: CompletionRequest, *, action: ActionType, token: ActionToken, risk: RiskAssessment
 ) -> Completion:
     """The completion's one transaction: claim, lock, check, award, record."""
-    if idempotency_key:
+    user, ip, user_agent = request.user, request.ip, request.user_agent
+    if request.idempotency_key:
         try:
             with transaction.atomic():
                 IdempotencyRecord.objects.create(
-                    user=user, key=idempotency_key, request_hash=fingerprint
+                    user=user, key=request.idempotency_key, request_hash=request.fingerprint
                 )
         except IntegrityError as exc:
             raise _IdempotencyRaceError() from exc
@@ -298,7 +266,7 @@ def _accept(
         user_id=user.pk,
         delta=action.reward,
         action_id=action.pk,
-        token_hash=token_hash(raw_token),
+        token_hash=token_hash(request.raw_token),
         ip=ip,
         user_agent=user_agent,
     )
@@ -311,7 +279,7 @@ def _accept(
         score_entry=entry,
         delta=action.reward,
         started_at=token.issued_at,
-        client_timestamp=client_timestamp,
+        client_timestamp=request.client_timestamp,
         risk_score=risk.score,
         flagged=risk.flagged,
         ip=ip,

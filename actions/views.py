@@ -108,14 +108,16 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         return services.completion_submit(
-            user=request.user,
-            action_id=data["actionId"],
-            raw_token=data["actionToken"],
-            client_timestamp=data.get("timestamp"),
-            ip=client_ip(request),
-            user_agent=user_agent(request),
-            idempotency_key=key,
-            fingerprint=services.request_fingerprint(dict(request.data)) if key else "",
+            request=services.CompletionRequest(
+                user=request.user,
+                action_id=data["actionId"],
+                raw_token=data["actionToken"],
+                client_timestamp=data.get("timestamp"),
+                ip=client_ip(request),
+                user_agent=user_agent(request),
+                idempotency_key=key,
+                fingerprint=services.request_fingerprint(dict(request.data)) if key else "",
+            )
         )
 
 
