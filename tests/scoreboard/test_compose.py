@@ -88,3 +88,10 @@ def test_it_builds_from_the_lock_file() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "uv sync --frozen" in dockerfile
     assert (ROOT / "uv.lock").is_file()
+
+
+def test_it_migrates_before_serving(compose: dict) -> None:
+    assert compose["services"]["migrate"]["command"][-2:] == ["bootstrap", "--no-demo"]
+    for name in ("web", "ws", "worker", "beat"):
+        depends = compose["services"][name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}
