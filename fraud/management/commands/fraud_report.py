@@ -60,9 +60,8 @@ class Command(BaseCommand):
         out.write(f"  completions accepted: {decisions.get('completion.accepted', 0)}")
         out.write(f"  completions flagged:  {completions.filter(flagged=True).count()}")
         out.write(f"  completions blocked:  {decisions.get('completion.blocked', 0)}")
-        out.write(
-            f"  bans / unbans:        {decisions.get('user.banned', 0)} / {decisions.get('user.unbanned', 0)}"
-        )
+        bans, unbans = decisions.get("user.banned", 0), decisions.get("user.unbanned", 0)
+        out.write(f"  bans / unbans:        {bans} / {unbans}")
         out.write("Rules that fired:" if by_rule else "Rules that fired: none")
         for name, count in by_rule.most_common():
             out.write(f"  {name}: {count}")
