@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint format bench stack clean
+.PHONY: install system-deps run test lint format bench stack clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,7 +21,14 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.installed
+# The Python environment and the local secrets: after `make install`, `.venv/bin/python
+# manage.py ...` works for an operator without `make run` first.
+install: $(VENV)/.installed .env
+
+# Debian programs that the tests, the local stack and the benchmarks start (installed
+# once when run as root with apt-get; otherwise the one command to run is named).
+system-deps:
+	@scripts/system-deps nginx chromium
 
 # Local secrets, made once and kept out of git. Written to a temporary file and moved
 # into place only if no .env exists yet, so instances started at once share one secret.
@@ -30,12 +37,12 @@ install: $(VENV)/.installed
 	$(PYTHON) -c 'import secrets; print(f"SECRET_KEY={secrets.token_urlsafe(48)}\nJWT_SIGNING_KEY={secrets.token_urlsafe(48)}")' > $$tmp; \
 	mv -n $$tmp $@; rm -f $$tmp; echo "local secrets in .env"
 
-run: install .env
+run: install
 	$(PY) manage.py bootstrap
 	@mkdir -p staticfiles
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
-test: install
+test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -46,7 +53,7 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install
+bench: install system-deps
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
@@ -54,5 +61,5 @@ clean:
 
 # The real stack on loopback (gunicorn x2, daphne x2, nginx, Celery) on the local
 # PostgreSQL and Redis: `make stack` then http://127.0.0.1:8080/.
-stack: install
+stack: install system-deps
 	$(PY) -m deploy.stack $(STACK_ARGS)

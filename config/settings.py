@@ -31,8 +31,9 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY or SECRET_KEY in INSECURE_SECRET_KEYS or SECRET_KEY.startswith("django-insecure"):
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set to a long random value when DEBUG is off "
-            "(`make run` generates one for local use)."
+            "SECRET_KEY must be set to a long random value when DEBUG is off: "
+            "run `make install` once in the project root (it writes local secrets to .env), "
+            "or set SECRET_KEY and JWT_SIGNING_KEY in the environment."
         )
     SECRET_KEY = "django-insecure-debug-only-scoreboard-key-not-for-production"  # noqa: S105
 
@@ -271,7 +272,10 @@ AUTH_PASSWORD_VALIDATORS = [
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="")
 if not JWT_SIGNING_KEY:
     if not DEBUG and not env.bool("JWT_SIGNING_KEY_FROM_SECRET", default=False):
-        raise ImproperlyConfigured("JWT_SIGNING_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "JWT_SIGNING_KEY must be set when DEBUG is off: run `make install` once in the "
+            "project root (it writes local secrets to .env), or set it in the environment."
+        )
     # DEBUG only (or explicitly allowed): a key of its own, derived from SECRET_KEY.
     from django.utils.crypto import salted_hmac
 
