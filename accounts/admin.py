@@ -8,7 +8,16 @@ from accounts.models import User
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "score", "is_banned", "is_active", "date_joined")
     list_filter = ("is_banned", "is_active", "is_staff")
-    readonly_fields = ("score", "score_reached_at", "date_joined", "last_login")
+    # Bans go through the review desk's audited actions (they end sessions and take the
+    # user off the board), never through this form.
+    readonly_fields = (
+        "score",
+        "score_reached_at",
+        "is_banned",
+        "banned_at",
+        "date_joined",
+        "last_login",
+    )
     fieldsets = (
         *BaseUserAdmin.fieldsets,
         ("Scoreboard", {"fields": ("score", "score_reached_at", "is_banned", "banned_at")}),

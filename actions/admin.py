@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from actions.models import ActionType, Completion
+from fraud.services import completion_reverse
 
 
 @admin.register(ActionType)
@@ -20,12 +23,51 @@ class ActionTypeAdmin(admin.ModelAdmin):
 
 @admin.register(Completion)
 class CompletionAdmin(admin.ModelAdmin):
-    """Completions are written only by the complete endpoint: read-only here."""
+    """Completions are written only by the complete endpoint: read-only here. Staff on the
+    review desk may reverse chosen ones (a compensating ledger entry, audited)."""
 
-    list_display = ("created_at", "user", "action", "delta", "flagged", "risk_score", "ip")
+    list_display = (
+        "created_at",
+        "user",
+        "action",
+        "delta",
+        "flagged",
+        "risk_score",
+        "reversed",
+        "ip",
+    )
     list_filter = ("flagged", "action")
     search_fields = ("user__username", "ip", "nonce")
     date_hierarchy = "created_at"
+    list_select_related = ("user", "action", "score_entry__reversed_by")
+    actions = ("reverse_selected",)
+
+    @admin.display(boolean=True)
+    def reversed(self, completion: Completion) -> bool:
+        return hasattr(completion.score_entry, "reversed_by")
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # The review desk links to one user's completions.
+        return lookup == "user__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.has_perm("fraud.change_fraudlog")
+
+    @admin.action(
+        description="Reverse: take the points back (compensating entry)", permissions=["review"]
+    )
+    def reverse_selected(self, request: HttpRequest, queryset: QuerySet[Completion]) -> None:
+        done = sum(
+            completion_reverse(completion=completion, admin=request.user)  # type: ignore[arg-type]
+            for completion in queryset.select_related("score_entry")
+        )
+        skipped = queryset.count() - done
+        self.message_user(
+            request,
+            f"{done} completions reversed"
+            + (f"; {skipped} had been reversed before." if skipped else "."),
+            messages.SUCCESS,
+        )
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False

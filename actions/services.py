@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,7 +29,13 @@ from actions.errors import (
 )
 from actions.models import ActionType, Completion, IdempotencyRecord
 from actions.tokens import ActionToken, action_token_issue, action_token_verify, token_hash
-from fraud.services import RiskAssessment, fraud_assess
+from fraud.services import (
+    RiskAssessment,
+    fraud_assess,
+    fraud_log_blocked,
+    fraud_log_flagged,
+    fraud_remember,
+)
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
 from scoreboard.errors import ApplicationError, RateLimitedError
@@ -193,23 +199,17 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         raise TooEarlyError(details={"earliestCompletionAt": earliest.isoformat()})
 
     risk = fraud_assess(
-        user_id=user.pk,
+        user=user,
         action_id=action.pk,
+        reward=action.reward,
+        cooldown_seconds=action.cooldown_seconds,
+        min_duration_seconds=action.min_duration_seconds,
         ip=ip,
         user_agent=user_agent,
-        client_timestamp=request.client_timestamp,
         now=now,
     )
     if risk.blocked:
-        metrics.fraud_decisions.labels("block").inc()
-        _queue_audit(
-            kind="completion.blocked",
-            user_id=str(user.pk),
-            completion_id=None,
-            risk_score=risk.score,
-            payload={"actionId": action.pk, "rules": risk.rules, "ip": ip, "userAgent": user_agent},
-        )
-        raise FraudBlockedError(details={"riskScore": round(risk.score, 3)})
+        _refuse(request, action=action, token=token, risk=risk, now=now)
 
     try:
         completion = _accept(request, action=action, token=token, risk=risk)
@@ -221,6 +221,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
     except IntegrityError as exc:  # the nonce's unique key: the last line against replays
         raise TokenReplayedError() from exc
 
+    fraud_remember(user_id=user.pk, action_id=action.pk, delta=action.reward, risk=risk, at=now)
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
     body = {
@@ -237,6 +238,38 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
             response_status=200, response_body=body
         )
     return CompletionOutcome(status=200, body=body, headers=rate_headers)
+
+
+def _refuse(
+    request: CompletionRequest,
+    *,
+    action: ActionType,
+    token: ActionToken,
+    risk: RiskAssessment,
+    now: datetime,
+) -> NoReturn:
+    """Refuse a completion the fraud rules block: logged, audited, nothing on the ledger."""
+    user, ip, user_agent = request.user, request.ip, request.user_agent
+    metrics.fraud_decisions.labels("block").inc()
+    details = {"actionId": action.pk, "nonce": token.nonce, "ip": ip, "userAgent": user_agent}
+    fraud_remember(user_id=user.pk, action_id=action.pk, delta=0, risk=risk, at=now)
+    fraud_log_blocked(
+        user_id=user.pk,
+        nonce=token.nonce,
+        risk=risk,
+        ip=ip,
+        user_agent=user_agent,
+        details={"actionId": action.pk},
+    )
+    _queue_audit(
+        kind="completion.blocked",
+        user_id=str(user.pk),
+        completion_id=None,
+        risk_score=risk.score,
+        payload={**details, **risk.as_details()},
+        event_key=f"completion.blocked:{token.nonce}",
+    )
+    raise FraudBlockedError(details={"reasons": risk.public_reasons()})
 
 
 class _IdempotencyRaceError(Exception):
@@ -286,6 +319,15 @@ def _accept(
         user_agent=user_agent[:512],
         created_at=now,
     )
+    if risk.flagged:
+        fraud_log_flagged(
+            user_id=user.pk,
+            completion_id=completion.pk,
+            risk=risk,
+            ip=ip,
+            user_agent=user_agent,
+            details={"actionId": action.pk, "delta": action.reward},
+        )
     transaction.on_commit(
         partial(
             _queue_audit,
@@ -296,10 +338,10 @@ def _accept(
             payload={
                 "actionId": action.pk,
                 "delta": action.reward,
-                "rules": risk.rules,
                 "flagged": risk.flagged,
                 "ip": ip,
                 "userAgent": user_agent,
+                **risk.as_details(),
             },
         ),
         robust=True,

@@ -206,7 +206,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.2,
 }
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="scoreboard")
+# One queue per key prefix, so deployments (and test runs) sharing a Redis never take
+# each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default=REDIS_KEY_PREFIX)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
@@ -329,6 +331,72 @@ CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
 # one that reaches the block threshold is refused with 403.
 FRAUD_FLAG_THRESHOLD = env.float("FRAUD_FLAG_THRESHOLD", default=0.5)
 FRAUD_BLOCK_THRESHOLD = env.float("FRAUD_BLOCK_THRESHOLD", default=0.9)
+# Weight of each live rule (fraud/rules.py) in the risk score, "name=weight,..." to
+# override some; 0 turns a rule off. docs/fraud.md explains each rule.
+FRAUD_RULE_WEIGHTS = {
+    "request_frequency": 0.6,
+    "score_jump": 0.4,
+    "regular_timing": 1.0,
+    "impossible_rate": 0.8,
+    "device_change": 0.35,
+    "new_account": 0.2,
+    "duplicate_completion": 0.3,
+    "ip_farm": 0.5,
+    **env.dict("FRAUD_RULE_WEIGHTS", cast={"value": float}, default={}),
+}
+FRAUD_HISTORY_SIZE = env.int("FRAUD_HISTORY_SIZE", default=20)
+FRAUD_HUMAN_MIN_SECONDS = env.float("FRAUD_HUMAN_MIN_SECONDS", default=2.0)
+FRAUD_SCORE_JUMP_WINDOW_SECONDS = env.int("FRAUD_SCORE_JUMP_WINDOW_SECONDS", default=3600)
+FRAUD_SCORE_JUMP_FLOOR = env.int("FRAUD_SCORE_JUMP_FLOOR", default=1000)
+FRAUD_DEVICE_WINDOW_SECONDS = env.int("FRAUD_DEVICE_WINDOW_SECONDS", default=600)
+FRAUD_NEW_ACCOUNT_SECONDS = env.int("FRAUD_NEW_ACCOUNT_SECONDS", default=86400)
+FRAUD_DUPLICATE_SECONDS = env.float("FRAUD_DUPLICATE_SECONDS", default=2.0)
+FRAUD_FARM_WINDOW_SECONDS = env.int("FRAUD_FARM_WINDOW_SECONDS", default=600)
+FRAUD_FARM_ACCOUNTS = env.int("FRAUD_FARM_ACCOUNTS", default=8)
+# The deeper review of a flagged user's history (Celery), and when it escalates them.
+FRAUD_REVIEW_DAYS = env.int("FRAUD_REVIEW_DAYS", default=7)
+FRAUD_REVIEW_WEIGHTS = {
+    "hour_spread": 0.5,
+    "interval_regularity": 0.8,
+    "ip_diversity": 0.4,
+    "score_growth": 0.5,
+    "flag_history": 0.7,
+    **env.dict("FRAUD_REVIEW_WEIGHTS", cast={"value": float}, default={}),
+}
+FRAUD_ESCALATE_THRESHOLD = env.float("FRAUD_ESCALATE_THRESHOLD", default=0.7)
+FRAUD_SWEEP_SECONDS = env.int("FRAUD_SWEEP_SECONDS", default=900)
+FRAUD_SWEEP_LOOKBACK = timedelta(seconds=FRAUD_SWEEP_SECONDS * 4)
+CELERY_BEAT_SCHEDULE["fraud-review-sweep"] = {
+    "task": "fraud.review_sweep",
+    "schedule": float(FRAUD_SWEEP_SECONDS),
+}
+# Alerts to the security team (ADMINS by mail, and the webhook if set): at most one
+# summary per window.
+FRAUD_ALERT_WINDOW_SECONDS = env.int("FRAUD_ALERT_WINDOW_SECONDS", default=300)
+FRAUD_ALERT_WEBHOOK_URL = env.str("FRAUD_ALERT_WEBHOOK_URL", default="")
+FRAUD_ALERT_WEBHOOK_TIMEOUT = env.float("FRAUD_ALERT_WEBHOOK_TIMEOUT", default=3.0)
+CELERY_BEAT_SCHEDULE["fraud-alerts"] = {
+    "task": "fraud.alerts_send",
+    "schedule": FRAUD_ALERT_WINDOW_SECONDS / 2,
+}
+
+# Mail (fraud alerts go to ADMINS): "Name <address>,..." and an EMAIL_URL such as
+# smtp+tls://user:password@host:587 (default: printed to the console).
+ADMINS = [
+    (address.split("<")[0].strip() or address, address.split("<")[-1].rstrip(">").strip())
+    for address in env.list("ADMINS", default=[])
+]
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_TIMEOUT = 10
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="scoreboard@localhost")
+DEFAULT_FROM_EMAIL = SERVER_EMAIL
 
 # ---------------------------------------------------------------------------------------
 # Security

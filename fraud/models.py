@@ -1,17 +1,26 @@
+"""What the fraud rules decided, what reviewers did about it, and each user's standing."""
+
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
+from accounts.models import User
+
 
 class AuditEvent(models.Model):
-    """The asynchronous audit trail: one row per completion decision, written by Celery."""
+    """The audit trail: every completion decision (written by Celery) and every act of
+    staff, with who did it. Append-only: admin can neither edit nor delete it."""
 
     class Kind(models.TextChoices):
         COMPLETION_ACCEPTED = "completion.accepted", "Completion accepted"
         COMPLETION_BLOCKED = "completion.blocked", "Completion blocked"
+        COMPLETION_REVERSED = "completion.reversed", "Completion reversed"
         USER_BANNED = "user.banned", "User banned"
         USER_UNBANNED = "user.unbanned", "User unbanned"
+        FLAG_REVIEWED = "fraud.flag_reviewed", "Fraud log reviewed"
+        PROFILE_CLEARED = "fraud.profile_cleared", "Risk profile cleared"
+        USER_ESCALATED = "fraud.user_escalated", "User escalated to review"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     user = models.ForeignKey(
@@ -20,7 +29,112 @@ class AuditEvent(models.Model):
     completion_id = models.UUIDField(null=True, blank=True, db_index=True)
     risk_score = models.FloatField(default=0.0)
     payload = models.JSONField(default=dict)
+    # Makes a task that is delivered twice write its record once ("completion:<id>").
+    event_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.user_id}"
+
+
+class FraudLog(models.Model):
+    """One fraud decision about a user: a flagged or blocked completion, or the outcome of
+    a deeper review. Reviewers mark it reviewed; nothing else about it ever changes."""
+
+    class Event(models.TextChoices):
+        FLAGGED = "flagged", "Completion flagged"
+        BLOCKED = "blocked", "Completion blocked"
+        REVIEWED = "reviewed", "History reviewed"
+        ESCALATED = "escalated", "Escalated to review"
+
+    class Outcome(models.TextChoices):
+        PENDING = "", "Pending"
+        CLEARED = "cleared", "Cleared: no fraud"
+        CONFIRMED = "confirmed", "Confirmed fraud"
+        REVERSED = "reversed", "Completion reversed"
+        BANNED = "banned", "User banned"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="fraud_logs")
+    completion = models.ForeignKey(
+        "actions.Completion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fraud_logs",
+    )
+    event = models.CharField(max_length=16, choices=Event.choices)
+    risk_score = models.FloatField()
+    # {rule name: weighted contribution} of the rules that fired, and their reasons.
+    rules = models.JSONField(default=dict)
+    reasons = models.JSONField(default=dict)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    details = models.JSONField(default=dict)
+    reviewed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(
+        max_length=16, choices=Outcome.choices, blank=True, default=Outcome.PENDING
+    )
+    # When the security team was told of it (blocks and escalations only).
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    # Makes a decision recorded twice (a retried request or task) one row.
+    event_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="fraudlog_user_recent"),
+            models.Index(
+                fields=["created_at"],
+                name="fraudlog_unalerted",
+                condition=models.Q(alerted_at__isnull=True, event__in=["blocked", "escalated"]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(risk_score__gte=0, risk_score__lte=1),
+                name="fraudlog_risk_in_unit_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.user_id} {self.risk_score:.2f}"
+
+
+class RiskProfile(models.Model):
+    """A user's standing with the fraud rules; made on their first flag or block."""
+
+    class Status(models.TextChoices):
+        CLEAR = "clear", "Clear"
+        WATCH = "watch", "Watch"
+        UNDER_REVIEW = "under_review", "Under review"
+
+    user = models.OneToOneField(
+        User, primary_key=True, on_delete=models.CASCADE, related_name="risk_profile"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLEAR)
+    # An exponential moving average of the risk of the user's flagged and blocked attempts
+    # and reviews; decays when nothing new is seen.
+    rolling_risk = models.FloatField(default=0.0)
+    flags_count = models.PositiveIntegerField(default=0)
+    blocks_count = models.PositiveIntegerField(default=0)
+    last_flagged_at = models.DateTimeField(null=True, blank=True)
+    last_reviewed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "-rolling_risk"], name="riskprofile_status")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.status} {self.rolling_risk:.2f}"
+
+
+class ReviewUser(User):
+    """The admins' view of a user on the review desk (same table as `accounts.User`)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "user on the review desk"
+        verbose_name_plural = "users on the review desk"

@@ -1,28 +1,48 @@
-"""Fraud assessment of a completion before it is accepted.
+"""Fraud: assessing completions, recording decisions, and what staff do about them.
 
-The rule set is the fraud review's to fill (SPEC "Fraud detection and review"); the
-interface is fixed here: a risk score in [0, 1], each rule's contribution, and the flag
-and block decisions from the thresholds in settings.
+`fraud_assess` runs on the completion path before its transaction: no SQL, one Redis round
+trip to read the signals, and `fraud_remember` one more after the decision. Everything
+that needs the database (fraud logs, risk profiles, reviews, alerts) happens in the
+completion's own transaction or in Celery tasks.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts.models import User
-from fraud.models import AuditEvent
+from accounts.models import Session, User
+from fraud.models import AuditEvent, FraudLog, RiskProfile
+from fraud.rules import RULES, PastCompletion, Signals, combine
+from fraud.signals import device_of, ip_prefix, signal_store
+from scoreboard import metrics
+
+logger = logging.getLogger(__name__)
+
+# Weight of the newest risk in a profile's rolling risk.
+ROLLING_WEIGHT = 0.3
 
 
 @dataclass(frozen=True)
 class RiskAssessment:
+    """The risk of one completion: the combined score, and each rule that fired."""
+
     score: float
     rules: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    # False when the signal store was down: only the rules that need none were run.
+    assessed: bool = True
+    ip_prefix: str = ""
+    device: str = ""
 
     @property
     def flagged(self) -> bool:
@@ -32,28 +52,296 @@ class RiskAssessment:
     def blocked(self) -> bool:
         return self.score >= settings.FRAUD_BLOCK_THRESHOLD
 
+    def public_reasons(self) -> list[str]:
+        """What a refused client may be told: the reasons, never the weights."""
+        strongest_first = sorted(self.rules, key=self.rules.__getitem__, reverse=True)
+        return [self.reasons.get(name) or name for name in strongest_first]
+
+    def as_details(self) -> dict[str, Any]:
+        return {"rules": self.rules, "reasons": self.reasons, "assessed": self.assessed}
+
 
 def fraud_assess(
     *,
-    user_id: uuid.UUID,
+    user: User,
     action_id: str,
+    reward: int,
+    cooldown_seconds: int,
+    min_duration_seconds: int,
     ip: str | None,
     user_agent: str,
-    client_timestamp: datetime | None,
     now: datetime,
 ) -> RiskAssessment:
-    """Score a completion before its transaction. No rules are active yet: every one passes."""
-    return RiskAssessment(score=0.0, rules={})
+    """Score a completion before its transaction. No SQL; one Redis round trip.
+
+    If the signal store is down the completion is not refused for that: the rules that
+    need no store still run, and the assessment says it is incomplete (`assessed`).
+    """
+    timestamp = now.timestamp()
+    prefix, device = ip_prefix(ip), device_of(user_agent)
+    history: list[PastCompletion] | None = None
+    accounts_on_ip: int | None = None
+    try:
+        history, accounts_on_ip = signal_store().read(user_id=user.pk, ip=ip, now=timestamp)
+    except Exception:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("fraud signals unavailable; assessing %s without them", user.pk)
+    signals = Signals(
+        now=timestamp,
+        action_id=action_id,
+        reward=reward,
+        cooldown_seconds=cooldown_seconds,
+        min_duration_seconds=min_duration_seconds,
+        ip_prefix=prefix,
+        device=device,
+        date_joined=user.date_joined,
+        score=user.score,
+        history=history,
+        accounts_on_ip=accounts_on_ip,
+    )
+    weights = settings.FRAUD_RULE_WEIGHTS
+    rules: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    for name, evaluate in RULES.items():
+        weight = weights.get(name, 0.0)
+        if weight <= 0:
+            continue
+        result = evaluate(signals)
+        if result is None or result.contribution <= 0:
+            continue
+        rules[name] = round(weight * result.contribution, 4)
+        reasons[name] = result.reason
+    return RiskAssessment(
+        score=combine(rules),
+        rules=rules,
+        reasons=reasons,
+        assessed=history is not None,
+        ip_prefix=prefix,
+        device=device,
+    )
 
 
-def user_set_banned(*, user: User, banned: bool, actor: str = "", reason: str = "") -> bool:
+def fraud_remember(
+    *, user_id: uuid.UUID, action_id: str, delta: int, risk: RiskAssessment, at: datetime
+) -> None:
+    """Add an accepted or blocked completion to the signals of the next assessment.
+
+    One Redis round trip; a failure only makes the rules forget this one.
+    """
+    past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta)
+    try:
+        signal_store().remember(user_id=user_id, past=past)
+    except Exception:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("could not remember a completion of %s for the fraud rules", user_id)
+
+
+def _profile_touch(*, user_id: uuid.UUID, risk: float, blocked: bool, now: datetime) -> None:
+    """Count a flag or a block on the user's risk profile (made on first use)."""
+    RiskProfile.objects.get_or_create(user_id=user_id)
+    RiskProfile.objects.filter(user_id=user_id).update(
+        rolling_risk=F("rolling_risk") * (1 - ROLLING_WEIGHT) + risk * ROLLING_WEIGHT,
+        flags_count=F("flags_count") + (0 if blocked else 1),
+        blocks_count=F("blocks_count") + (1 if blocked else 0),
+        last_flagged_at=now,
+    )
+    RiskProfile.objects.filter(user_id=user_id, status=RiskProfile.Status.CLEAR).update(
+        status=RiskProfile.Status.WATCH
+    )
+
+
+def fraud_log_flagged(
+    *,
+    user_id: uuid.UUID,
+    completion_id: uuid.UUID,
+    risk: RiskAssessment,
+    ip: str | None,
+    user_agent: str,
+    details: dict[str, Any],
+) -> FraudLog:
+    """Record a flagged completion, in the completion's transaction; queue its review."""
+    now = timezone.now()
+    log = FraudLog.objects.create(
+        user_id=user_id,
+        completion_id=completion_id,
+        event=FraudLog.Event.FLAGGED,
+        risk_score=min(risk.score, 1.0),
+        rules=risk.rules,
+        reasons=risk.reasons,
+        ip=ip,
+        user_agent=user_agent[:512],
+        details={**details, "assessed": risk.assessed},
+        event_key=f"flagged:{completion_id}",
+    )
+    _profile_touch(user_id=user_id, risk=risk.score, blocked=False, now=now)
+    transaction.on_commit(
+        partial(_queue_review, user_id=user_id, key=f"flag:{log.pk}"), robust=True
+    )
+    return log
+
+
+def fraud_log_blocked(
+    *,
+    user_id: uuid.UUID,
+    nonce: str,
+    risk: RiskAssessment,
+    ip: str | None,
+    user_agent: str,
+    details: dict[str, Any],
+) -> FraudLog | None:
+    """Record a refused completion (one row per action token, however often it is sent),
+    count it on the profile, and tell the security team. Nothing reaches the ledger."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            log = FraudLog.objects.create(
+                user_id=user_id,
+                event=FraudLog.Event.BLOCKED,
+                risk_score=min(risk.score, 1.0),
+                rules=risk.rules,
+                reasons=risk.reasons,
+                ip=ip,
+                user_agent=user_agent[:512],
+                details={**details, "assessed": risk.assessed},
+                event_key=f"blocked:{nonce}",
+            )
+            _profile_touch(user_id=user_id, risk=risk.score, blocked=True, now=now)
+    except IntegrityError:  # this token was refused before
+        return None
+    transaction.on_commit(
+        partial(_queue_review, user_id=user_id, key=f"block:{log.pk}"), robust=True
+    )
+    transaction.on_commit(_queue_alerts, robust=True)
+    return log
+
+
+def _queue(task: Any, **kwargs: Any) -> None:
+    try:
+        task.delay(**kwargs)
+    except Exception:  # the broker is down: the sweep catches up with reviews and alerts
+        metrics.backing_service_errors.labels("celery").inc()
+        logger.exception("could not queue %s", task.name)
+
+
+def _queue_review(*, user_id: uuid.UUID, key: str) -> None:
+    from fraud.tasks import user_review
+
+    _queue(user_review, user_id=str(user_id), key=key)
+
+
+def _queue_alerts() -> None:
+    from fraud.tasks import alerts_send
+
+    _queue(alerts_send)
+
+
+# ---------------------------------------------------------------------------------------
+# Review of a user's history (Celery)
+# ---------------------------------------------------------------------------------------
+@transaction.atomic
+def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
+    """Analyse a user's history over days; escalate them to review if it looks scripted.
+
+    Idempotent per `key`: a second run with the same key changes nothing.
+    """
+    from fraud.review import history_assess
+
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    if FraudLog.objects.filter(event_key=f"review:{key}").exists():
+        return None
+    risk = history_assess(user=user)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            log = FraudLog.objects.create(
+                user=user,
+                event=FraudLog.Event.REVIEWED,
+                risk_score=min(risk.score, 1.0),
+                rules=risk.rules,
+                reasons=risk.reasons,
+                details={"key": key, "days": settings.FRAUD_REVIEW_DAYS},
+                event_key=f"review:{key}",
+                reviewed_at=None,
+            )
+    except IntegrityError:  # the same review ran at the same time elsewhere
+        return None
+    profile, _ = RiskProfile.objects.select_for_update().get_or_create(user=user)
+    profile.rolling_risk = profile.rolling_risk * (1 - ROLLING_WEIGHT) + risk.score * ROLLING_WEIGHT
+    profile.last_reviewed_at = now
+    escalate = (
+        risk.score >= settings.FRAUD_ESCALATE_THRESHOLD
+        and profile.status != RiskProfile.Status.UNDER_REVIEW
+    )
+    if escalate:
+        profile.status = RiskProfile.Status.UNDER_REVIEW
+    elif risk.score >= settings.FRAUD_FLAG_THRESHOLD and profile.status == RiskProfile.Status.CLEAR:
+        profile.status = RiskProfile.Status.WATCH
+    profile.save()
+    if escalate:
+        FraudLog.objects.create(
+            user=user,
+            event=FraudLog.Event.ESCALATED,
+            risk_score=min(risk.score, 1.0),
+            rules=risk.rules,
+            reasons=risk.reasons,
+            details={"key": key},
+            event_key=f"escalated:{key}",
+        )
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.USER_ESCALATED,
+            user=user,
+            risk_score=risk.score,
+            payload={"actor": "fraud review", "rules": risk.rules},
+        )
+        transaction.on_commit(_queue_alerts, robust=True)
+    return log
+
+
+def review_sweep(*, now: datetime | None = None) -> int:
+    """Queue a review for every user flagged or assessed without signals since their last
+    review. Returns how many were queued."""
+    now = now or timezone.now()
+    window = now - settings.FRAUD_SWEEP_LOOKBACK
+    flagged = RiskProfile.objects.filter(
+        Q(last_reviewed_at__isnull=True) | Q(last_reviewed_at__lt=F("last_flagged_at")),
+        last_flagged_at__gte=window,
+    ).values_list("user_id", flat=True)
+    unassessed = (
+        AuditEvent.objects.filter(
+            kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
+            created_at__gte=window,
+            payload__assessed=False,
+        )
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    users = {*flagged, *(u for u in unassessed if u is not None)}
+    slot = int(now.timestamp() // settings.FRAUD_SWEEP_SECONDS)
+    for user_id in users:
+        _queue_review(user_id=user_id, key=f"sweep:{slot}:{user_id}")
+    _queue_alerts()
+    return len(users)
+
+
+# ---------------------------------------------------------------------------------------
+# What staff do (admin): every act is audited with the admin's name
+# ---------------------------------------------------------------------------------------
+def _actor(admin: User | None) -> str:
+    return admin.get_username() if admin is not None else "system"
+
+
+def user_set_banned(
+    *, user: User, banned: bool, actor: str = "", reason: str = "", admin: User | None = None
+) -> bool:
     """Ban (off the board at once, writes refused, sessions ended) or unban a user.
 
     Returns False when the user already was in that state. Audited.
     """
-    from accounts.models import Session
     from leaderboard.services import leaderboard_user_changed
 
+    actor = actor or _actor(admin)
     with transaction.atomic():
         changed = User.objects.filter(pk=user.pk, is_banned=not banned).update(
             is_banned=banned, banned_at=timezone.now() if banned else None
@@ -62,6 +350,9 @@ def user_set_banned(*, user: User, banned: bool, actor: str = "", reason: str = 
             return False
         if banned:
             Session.objects.filter(user=user).active().update(revoked_at=timezone.now())
+            FraudLog.objects.filter(user=user, reviewed_at__isnull=True).update(
+                reviewed_at=timezone.now(), reviewed_by=admin, outcome=FraudLog.Outcome.BANNED
+            )
         AuditEvent.objects.create(
             kind=AuditEvent.Kind.USER_BANNED if banned else AuditEvent.Kind.USER_UNBANNED,
             user=user,
@@ -69,4 +360,71 @@ def user_set_banned(*, user: User, banned: bool, actor: str = "", reason: str = 
         )
         user.refresh_from_db()
         transaction.on_commit(lambda: leaderboard_user_changed(user=user), robust=True)
+    return True
+
+
+def fraud_log_review(
+    *, log: FraudLog, admin: User, outcome: str = FraudLog.Outcome.CLEARED, note: str = ""
+) -> bool:
+    """Mark a fraud log reviewed with its outcome. False if it already was. Audited."""
+    with transaction.atomic():
+        done = FraudLog.objects.filter(pk=log.pk, reviewed_at__isnull=True).update(
+            reviewed_at=timezone.now(), reviewed_by=admin, outcome=outcome
+        )
+        if not done:
+            return False
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.FLAG_REVIEWED,
+            user_id=log.user_id,
+            completion_id=log.completion_id,
+            risk_score=log.risk_score,
+            payload={"actor": _actor(admin), "fraudLog": log.pk, "outcome": outcome, "note": note},
+        )
+    return True
+
+
+def risk_profile_clear(*, user: User, admin: User, note: str = "") -> bool:
+    """Put a user back to clear: status clear, rolling risk 0, open logs cleared. Audited."""
+    with transaction.atomic():
+        profile, _ = RiskProfile.objects.select_for_update().get_or_create(user=user)
+        was = profile.status
+        profile.status, profile.rolling_risk = RiskProfile.Status.CLEAR, 0.0
+        profile.save(update_fields=["status", "rolling_risk", "updated_at"])
+        FraudLog.objects.filter(user=user, reviewed_at__isnull=True).update(
+            reviewed_at=timezone.now(), reviewed_by=admin, outcome=FraudLog.Outcome.CLEARED
+        )
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.PROFILE_CLEARED,
+            user=user,
+            payload={"actor": _actor(admin), "previousStatus": was, "note": note},
+        )
+    return was != RiskProfile.Status.CLEAR
+
+
+def completion_reverse(*, completion: Any, admin: User, note: str = "") -> bool:
+    """Take back a completion's points with a compensating ledger entry (the board updates
+    after commit). False if it was reversed before. Audited."""
+    from scoreboard.services import AlreadyReversedError, ledger_reverse
+
+    try:
+        with transaction.atomic():
+            entry = ledger_reverse(
+                entry=completion.score_entry, note=note or f"reversed by {_actor(admin)}"
+            )
+            FraudLog.objects.filter(completion=completion, reviewed_at__isnull=True).update(
+                reviewed_at=timezone.now(), reviewed_by=admin, outcome=FraudLog.Outcome.REVERSED
+            )
+            AuditEvent.objects.create(
+                kind=AuditEvent.Kind.COMPLETION_REVERSED,
+                user_id=completion.user_id,
+                completion_id=completion.pk,
+                payload={
+                    "actor": _actor(admin),
+                    "delta": entry.delta,
+                    "scoreAfter": entry.score_after,
+                    "note": note,
+                },
+            )
+    except AlreadyReversedError:
+        return False
     return True

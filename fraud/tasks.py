@@ -1,21 +1,29 @@
-"""Celery tasks of the fraud app: the asynchronous audit trail."""
+"""Celery tasks of the fraud app: the audit trail, reviews, the sweep and alerts.
+
+Every task is safe to run twice (`acks_late`: a worker that dies mid-task has it
+redelivered): each writes under a unique key or a conditional update.
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from celery import shared_task
+from django.db import IntegrityError, transaction
 
+from fraud import alerts, services
 from fraud.models import AuditEvent
 
+RETRYING: dict[str, Any] = {
+    "ignore_result": True,
+    "max_retries": 5,
+    "autoretry_for": (Exception,),
+    "retry_backoff": True,
+}
 
-@shared_task(
-    name="fraud.completion_audit",
-    ignore_result=True,
-    max_retries=5,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-)
+
+@shared_task(name="fraud.completion_audit", **RETRYING)
 def completion_audit(
     *,
     kind: str,
@@ -23,14 +31,37 @@ def completion_audit(
     completion_id: str | None,
     risk_score: float,
     payload: dict[str, Any],
+    event_key: str | None = None,
 ) -> None:
-    """Record a completion decision in the audit trail. Idempotent per completion."""
-    if completion_id and AuditEvent.objects.filter(completion_id=completion_id, kind=kind).exists():
+    """Record a completion decision in the audit trail. Idempotent per `event_key`."""
+    key = event_key or (f"{kind}:{completion_id}" if completion_id else None)
+    try:
+        with transaction.atomic():
+            AuditEvent.objects.create(
+                kind=kind,
+                user_id=user_id,
+                completion_id=completion_id,
+                risk_score=risk_score,
+                payload=payload,
+                event_key=key,
+            )
+    except IntegrityError:  # delivered twice: the first delivery wrote it
         return
-    AuditEvent.objects.create(
-        kind=kind,
-        user_id=user_id,
-        completion_id=completion_id,
-        risk_score=risk_score,
-        payload=payload,
-    )
+
+
+@shared_task(name="fraud.user_review", **RETRYING)
+def user_review(*, user_id: str, key: str) -> None:
+    """Review a flagged user's history over days; may escalate them. Idempotent per key."""
+    services.user_review(user_id=uuid.UUID(user_id), key=key)
+
+
+@shared_task(name="fraud.review_sweep", ignore_result=True)
+def review_sweep() -> None:
+    """Queue reviews of users flagged or assessed without signals since their last one."""
+    services.review_sweep()
+
+
+@shared_task(name="fraud.alerts_send", **RETRYING)
+def alerts_send() -> None:
+    """Send the security team one summary of new blocks and escalations per window."""
+    alerts.alerts_send()

@@ -8,22 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from actions.models import ActionType
-from scoreboard.ratelimit import ratelimit_reset_local
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def redis_down(settings):  # type: ignore[no-untyped-def]
-    """Point every Redis client of the app at a port where nothing listens."""
-    ratelimit_reset_local()
-    closed = "redis://127.0.0.1:1/0"
-    settings.CACHES = {
-        alias: {**config, "LOCATION": closed} for alias, config in settings.CACHES.items()
-    }
-    settings.REDIS_URL = closed
-    yield
-    ratelimit_reset_local()
 
 
 def test_it_accepts_completions_with_redis_down(

@@ -50,7 +50,7 @@ def test_it_reports_decisions_rules_and_riskiest_users(
     assert "score_jump: 1" in report
     lines = report.splitlines()
     riskiest = lines[lines.index("Riskiest users:") + 1 :]
-    assert riskiest[0].startswith("  mallory: worst 0.70")
+    assert riskiest[0].startswith("  mallory: worst 0.95, mean 0.82, 1 flagged, 1 blocked")
 
 
 def test_it_refuses_a_bad_period(db) -> None:  # type: ignore[no-untyped-def]

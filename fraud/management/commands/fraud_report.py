@@ -12,7 +12,7 @@ from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 
 from actions.models import Completion
-from fraud.models import AuditEvent
+from fraud.models import AuditEvent, FraudLog
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -37,37 +37,59 @@ class Command(BaseCommand):
             start = timezone.now() - parse_duration(since)
         except ValueError as exc:
             raise CommandError(f"--since must look like 30m, 24h, 7d or 2w, not {since!r}") from exc
-        events = AuditEvent.objects.filter(created_at__gte=start)
-        decisions = dict(
-            events.values_list("kind").annotate(n=Count("id")).values_list("kind", "n")
-        )
-        by_rule: Counter[str] = Counter()
-        for rules in events.exclude(payload__rules={}).values_list("payload__rules", flat=True):
-            by_rule.update(name for name, weight in (rules or {}).items() if weight)
-        completions = Completion.objects.filter(created_at__gte=start)
-        riskiest = (
-            completions.values("user__username")
-            .annotate(
-                n=Count("id"),
-                flagged=Count("id", filter=Q(flagged=True)),
-                avg=Avg("risk_score"),
-                worst=Max("risk_score"),
+        if top < 1:
+            raise CommandError("--top must be at least 1")
+        accepted = Completion.objects.filter(created_at__gte=start).count()
+        logs = FraudLog.objects.filter(created_at__gte=start)
+        decisions = Counter(dict(logs.values_list("event").annotate(n=Count("id"))))
+        by_rule: dict[str, Counter[str]] = {}
+        for event, rules in logs.values_list("event", "rules"):
+            for name in rules or {}:
+                by_rule.setdefault(name, Counter())[event] += 1
+        staff = Counter(
+            dict(
+                AuditEvent.objects.filter(
+                    created_at__gte=start,
+                    kind__in=[
+                        AuditEvent.Kind.USER_BANNED,
+                        AuditEvent.Kind.USER_UNBANNED,
+                        AuditEvent.Kind.COMPLETION_REVERSED,
+                    ],
+                )
+                .values_list("kind")
+                .annotate(n=Count("id"))
             )
-            .order_by("-worst", "-flagged", "-n")[:top]
+        )
+        riskiest = (
+            logs.filter(event__in=[FraudLog.Event.FLAGGED, FraudLog.Event.BLOCKED])
+            .values("user_id", "user__username", "user__risk_profile__status")
+            .annotate(
+                flagged=Count("id", filter=Q(event=FraudLog.Event.FLAGGED)),
+                blocked=Count("id", filter=Q(event=FraudLog.Event.BLOCKED)),
+                worst=Max("risk_score"),
+                mean=Avg("risk_score"),
+            )
+            .order_by("-worst", "-blocked", "-flagged", "user__username")[:top]
         )
         out = self.stdout
         out.write(f"Fraud report since {start:%Y-%m-%d %H:%M} UTC ({since})")
-        out.write(f"  completions accepted: {decisions.get('completion.accepted', 0)}")
-        out.write(f"  completions flagged:  {completions.filter(flagged=True).count()}")
-        out.write(f"  completions blocked:  {decisions.get('completion.blocked', 0)}")
-        bans, unbans = decisions.get("user.banned", 0), decisions.get("user.unbanned", 0)
+        out.write(f"  completions accepted: {accepted}")
+        out.write(f"  completions flagged:  {decisions['flagged']}")
+        out.write(f"  completions blocked:  {decisions['blocked']}")
+        out.write(f"  users reviewed:       {decisions['reviewed']}")
+        out.write(f"  users escalated:      {decisions['escalated']}")
+        bans, unbans = staff["user.banned"], staff["user.unbanned"]
         out.write(f"  bans / unbans:        {bans} / {unbans}")
+        out.write(f"  completions reversed: {staff['completion.reversed']}")
         out.write("Rules that fired:" if by_rule else "Rules that fired: none")
-        for name, count in by_rule.most_common():
-            out.write(f"  {name}: {count}")
+        ranked = sorted(by_rule.items(), key=lambda item: (-item[1].total(), item[0]))
+        for name, events in ranked:
+            parts = ", ".join(f"{n} {event}" for event, n in sorted(events.items()))
+            out.write(f"  {name}: {events.total()} ({parts})")
         out.write("Riskiest users:" if riskiest else "Riskiest users: none")
         for row in riskiest:
+            status = row["user__risk_profile__status"] or "clear"
             out.write(
-                f"  {row['user__username']}: worst {row['worst']:.2f}, mean {row['avg']:.2f}, "
-                f"{row['flagged']} flagged of {row['n']}"
+                f"  {row['user__username']}: worst {row['worst']:.2f}, mean {row['mean']:.2f}, "
+                f"{row['flagged']} flagged, {row['blocked']} blocked, status {status}"
             )

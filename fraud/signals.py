@@ -1,0 +1,131 @@
+"""The fraud rules' memory: recent completions per user and recent accounts per address.
+
+Kept in Redis (on the embedded default, in the local cache), never in SQL, so that
+assessing a completion costs at most two Redis round trips: `read` (one pipeline: the
+user's recent completions, and this account counted on its address) before the decision,
+and `remember` (one pipeline) after it. Everything here is derived and expires; losing it
+only makes the rules forget.
+
+Keys, under `<REDIS_KEY_PREFIX>:fraud:`:
+  u:<user id>   list    the user's last FRAUD_HISTORY_SIZE completions, newest first,
+                        each "time|action|ip prefix|device|delta"
+  ip:<address>  zset    user id -> time of their last completion from this address
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import threading
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+
+from fraud.rules import PastCompletion
+
+_HISTORY_TTL = 86400
+
+
+def ip_prefix(ip: str | None) -> str:
+    """The network a client is on: its /24 (IPv4) or /48 (IPv6)."""
+    if not ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "unknown"
+    bits = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{bits}", strict=False))
+
+
+def device_of(user_agent: str) -> str:
+    """A short, stable fingerprint of the user agent (the raw string is not kept here)."""
+    return hashlib.blake2b(user_agent.encode(), digest_size=6).hexdigest()
+
+
+def _encode(past: PastCompletion) -> str:
+    return f"{past.at:.3f}|{past.action_id}|{past.ip_prefix}|{past.device}|{past.delta}"
+
+
+def _decode(raw: bytes | str) -> PastCompletion | None:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = text.split("|")
+    if len(parts) != 5:
+        return None
+    try:
+        return PastCompletion(float(parts[0]), parts[1], parts[2], parts[3], int(parts[4]))
+    except ValueError:
+        return None
+
+
+class RedisSignalStore:
+    """The signal store on the `strict` Redis alias: every call raises on Redis errors."""
+
+    def __init__(self) -> None:
+        self.base = f"{settings.REDIS_KEY_PREFIX}:fraud"
+
+    @property
+    def client(self) -> Any:
+        from django_redis import get_redis_connection
+
+        return get_redis_connection("strict")
+
+    def read(
+        self, *, user_id: uuid.UUID, ip: str | None, now: float
+    ) -> tuple[list[PastCompletion], int]:
+        """(the user's recent completions, newest first; accounts seen on this address in
+        the farm window, this one included). One round trip; counts this account on the
+        address as it reads."""
+        window = settings.FRAUD_FARM_WINDOW_SECONDS
+        ip_key = f"{self.base}:ip:{ip or 'unknown'}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lrange(f"{self.base}:u:{user_id}", 0, settings.FRAUD_HISTORY_SIZE - 1)
+        pipe.zadd(ip_key, {str(user_id): now})
+        pipe.zremrangebyscore(ip_key, "-inf", now - window)
+        pipe.zcard(ip_key)
+        pipe.expire(ip_key, int(window) + 1)
+        raw, _, _, accounts, _ = pipe.execute()
+        history = [past for past in map(_decode, raw) if past is not None]
+        return history, int(accounts)
+
+    def remember(self, *, user_id: uuid.UUID, past: PastCompletion) -> None:
+        """Add a completion to the user's recent history. One round trip."""
+        key = f"{self.base}:u:{user_id}"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(key, _encode(past))
+        pipe.ltrim(key, 0, settings.FRAUD_HISTORY_SIZE - 1)
+        pipe.expire(key, _HISTORY_TTL)
+        pipe.execute()
+
+
+class LocalSignalStore:
+    """The embedded default's signal store, in the local cache (one process)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.cache = caches["strict"]
+
+    def read(
+        self, *, user_id: uuid.UUID, ip: str | None, now: float
+    ) -> tuple[list[PastCompletion], int]:
+        window = settings.FRAUD_FARM_WINDOW_SECONDS
+        with self._lock:
+            history = self.cache.get(f"fraud:u:{user_id}", [])
+            seen: dict[str, float] = self.cache.get(f"fraud:ip:{ip or 'unknown'}", {})
+            seen = {uid: at for uid, at in seen.items() if at > now - window}
+            seen[str(user_id)] = now
+            self.cache.set(f"fraud:ip:{ip or 'unknown'}", seen, timeout=int(window) + 1)
+        return [past for past in map(_decode, history) if past is not None], len(seen)
+
+    def remember(self, *, user_id: uuid.UUID, past: PastCompletion) -> None:
+        key = f"fraud:u:{user_id}"
+        with self._lock:
+            history = [_encode(past), *self.cache.get(key, [])]
+            self.cache.set(key, history[: settings.FRAUD_HISTORY_SIZE], timeout=_HISTORY_TTL)
+
+
+def signal_store() -> RedisSignalStore | LocalSignalStore:
+    return LocalSignalStore() if settings.EMBEDDED else RedisSignalStore()

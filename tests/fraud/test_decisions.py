@@ -1,0 +1,196 @@
+"""Allow, flag and block through the complete endpoint, on signals kept in the real Redis;
+the assessment's cost on the completion path (no SQL, two Redis round trips)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+from django.utils import timezone
+
+from fraud.models import AuditEvent, FraudLog, RiskProfile
+from fraud.rules import PastCompletion
+from fraud.services import fraud_assess, fraud_remember
+from fraud.signals import RedisSignalStore, device_of, ip_prefix
+from scoreboard.models import ScoreEntry
+
+# Committed for real: the audit record and the fraud log are written after commit.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UA = "pytest-client"
+
+
+def remember_timer(user, *, count: int, every: float = 6.0, action_id: str = "click") -> None:  # type: ignore[no-untyped-def]
+    """Give `user` a history of `count` completions exactly `every` seconds apart, the last
+    one `every` seconds ago, as a script on a timer leaves it."""
+    store, now = RedisSignalStore(), time.time()
+    for i in range(count, 0, -1):
+        past = PastCompletion(now - i * every, action_id, ip_prefix("127.0.0.1"), device_of(""), 5)
+        store.remember(user_id=user.pk, past=past)
+
+
+def code(response) -> str:  # type: ignore[no-untyped-def]
+    return response.json()["error"]["code"]
+
+
+def test_it_allows_a_completion_below_the_flag_threshold(
+    client_for, alice, click, start, complete
+) -> None:  # type: ignore[no-untyped-def]
+    client = client_for(alice)
+    response = complete(client, "click", start(client, "click"))
+    assert response.status_code == 200
+    assert response.json()["flagged"] is False
+    assert not FraudLog.objects.exists()
+    assert not RiskProfile.objects.exists()
+    audit = AuditEvent.objects.get(kind=AuditEvent.Kind.COMPLETION_ACCEPTED)
+    assert audit.payload["assessed"] is True
+    assert audit.payload["rules"] == {"new_account": pytest.approx(0.2, abs=0.01)}
+
+
+def test_it_flags_a_completion_at_the_flag_threshold(
+    client_for, mallory, click, start, complete
+) -> None:  # type: ignore[no-untyped-def]
+    remember_timer(mallory, count=4)
+    client = client_for(mallory)
+    response = complete(client, "click", start(client, "click"))
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["flagged"] is True
+    log = FraudLog.objects.get(event=FraudLog.Event.FLAGGED)
+    assert str(log.completion_id) == body["completionId"]
+    assert 0.5 <= log.risk_score < 0.9
+    assert set(log.rules) == {"regular_timing", "new_account"}
+    assert "intervals" in log.reasons["regular_timing"]
+    assert log.ip == "127.0.0.1"
+    # The flag queued a review of the user's history (run eagerly here).
+    review = FraudLog.objects.get(event=FraudLog.Event.REVIEWED)
+    assert review.details["key"] == f"flag:{log.pk}"
+    profile = RiskProfile.objects.get(user=mallory)
+    assert profile.status == RiskProfile.Status.WATCH
+    assert (profile.flags_count, profile.blocks_count) == (1, 0)
+    assert profile.last_reviewed_at is not None
+    mallory.refresh_from_db()
+    assert mallory.score == 5  # flagged completions count
+
+
+def test_it_blocks_a_completion_at_the_block_threshold(
+    client_for, mallory, click, start, complete
+) -> None:  # type: ignore[no-untyped-def]
+    remember_timer(mallory, count=12)
+    client = client_for(mallory)
+    token = start(client, "click")
+    response = complete(client, "click", token)
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "fraud_blocked"
+    # The client is told why, never how much each rule weighs.
+    assert error["details"]["reasons"]
+    assert all(isinstance(reason, str) for reason in error["details"]["reasons"])
+    assert set(error["details"]) == {"reasons"}
+    mallory.refresh_from_db()
+    assert mallory.score == 0
+    assert not ScoreEntry.objects.filter(user=mallory).exists()
+    log = FraudLog.objects.get(event=FraudLog.Event.BLOCKED)
+    assert log.completion_id is None
+    assert log.risk_score >= 0.9
+    assert RiskProfile.objects.get(user=mallory).blocks_count == 1
+    # The same token sent again: refused again, logged once.
+    assert complete(client, "click", token).status_code == 403
+    assert FraudLog.objects.filter(event=FraudLog.Event.BLOCKED).count() == 1
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.COMPLETION_BLOCKED).count() == 1
+
+
+def test_it_takes_thresholds_and_weights_from_settings(
+    client_for, mallory, click, start, complete, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.FRAUD_RULE_WEIGHTS = {**settings.FRAUD_RULE_WEIGHTS, "new_account": 0.95}
+    client = client_for(mallory)
+    assert code(complete(client, "click", start(client, "click"))) == "fraud_blocked"
+    settings.FRAUD_BLOCK_THRESHOLD = 0.99
+    assert complete(client, "click", start(client, "click")).json()["flagged"] is True
+    settings.FRAUD_RULE_WEIGHTS = {**settings.FRAUD_RULE_WEIGHTS, "new_account": 0.0}
+    assert complete(client, "click", start(client, "click")).json()["flagged"] is False
+
+
+@pytest.fixture
+def redis_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every round trip to Redis (a command, or a pipeline sent at once), still sent."""
+    calls: list[str] = []
+    send_command = redis.Redis.execute_command
+    send_pipeline = redis.client.Pipeline.execute
+
+    def command(self, *args, **options):  # type: ignore[no-untyped-def]
+        calls.append(str(args[0]))
+        return send_command(self, *args, **options)
+
+    def pipeline(self, *args, **options):  # type: ignore[no-untyped-def]
+        calls.append(f"pipeline of {len(self.command_stack)}")
+        return send_pipeline(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    return calls
+
+
+def test_it_assesses_with_no_sql_and_two_redis_round_trips(
+    mallory, django_assert_num_queries, redis_calls
+) -> None:  # type: ignore[no-untyped-def]
+    remember_timer(mallory, count=6)
+    redis_calls.clear()
+    now = timezone.now()
+    with django_assert_num_queries(0):
+        risk = fraud_assess(
+            user=mallory,
+            action_id="click",
+            reward=5,
+            cooldown_seconds=0,
+            min_duration_seconds=0,
+            ip="127.0.0.1",
+            user_agent=UA,
+            now=now,
+        )
+        fraud_remember(user_id=mallory.pk, action_id="click", delta=5, risk=risk, at=now)
+    assert len(redis_calls) == 2, redis_calls
+    assert "regular_timing" in risk.rules
+
+
+def test_it_costs_the_completion_path_no_query_of_its_own(
+    client_for, alice, click, start, complete, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    """A completion below the flag threshold runs as many queries as without the rules."""
+    client = client_for(alice)
+    complete(client, "click", start(client, "click"))  # warm caches
+    token = start(client, "click")
+    with django_assert_max_num_queries(20) as captured:
+        assert complete(client, "click", token).status_code == 200
+    sql = " ".join(query["sql"] for query in captured.captured_queries)
+    assert "fraud_fraudlog" not in sql
+    assert "fraud_riskprofile" not in sql
+
+
+def test_it_accepts_unassessed_completions_when_redis_is_down(
+    client_for, alice, click, start, complete, redis_down
+) -> None:  # type: ignore[no-untyped-def]
+    client = client_for(alice)
+    response = complete(client, "click", start(client, "click"))
+    assert response.status_code == 200
+    assert response.json()["flagged"] is False
+    audit = AuditEvent.objects.get(kind=AuditEvent.Kind.COMPLETION_ACCEPTED)
+    assert audit.payload["assessed"] is False
+    assert set(audit.payload["rules"]) == {"new_account"}
+
+
+def test_it_queues_a_review_of_unassessed_completions_in_the_sweep(
+    client_for, alice, click, start, complete, redis_down, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from fraud.services import review_sweep
+
+    client = client_for(alice)
+    complete(client, "click", start(client, "click"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert review_sweep(now=timezone.now() + timedelta(seconds=1)) == 1
+    log = FraudLog.objects.get(event=FraudLog.Event.REVIEWED)
+    assert log.user_id == alice.pk
+    assert RiskProfile.objects.get(user=alice).last_reviewed_at is not None

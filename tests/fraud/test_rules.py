@@ -1,0 +1,172 @@
+"""Each fraud rule, on crafted histories that fire it and that do not."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fraud.rules import RULES, PastCompletion, Signals, combine
+
+NOW = 1_800_000_000.0
+OLD_ACCOUNT = datetime.fromtimestamp(NOW, tz=UTC) - timedelta(days=90)
+
+
+def signals(**overrides) -> Signals:  # type: ignore[no-untyped-def]
+    base = Signals(
+        now=NOW,
+        action_id="click",
+        reward=5,
+        cooldown_seconds=0,
+        min_duration_seconds=0,
+        ip_prefix="203.0.113.0/24",
+        device="d1",
+        date_joined=OLD_ACCOUNT,
+        score=5000,
+        history=[],
+        accounts_on_ip=1,
+    )
+    return replace(base, **overrides)
+
+
+def history(gaps: list[float], **fields) -> list[PastCompletion]:  # type: ignore[no-untyped-def]
+    """Past completions `gaps` seconds apart, the last one gaps[-1] before NOW; newest first."""
+    out, at = [], NOW
+    for gap in reversed(gaps):
+        at -= gap
+        out.append(
+            PastCompletion(
+                at=at,
+                action_id=fields.get("action_id", "click"),
+                ip_prefix=fields.get("ip_prefix", "203.0.113.0/24"),
+                device=fields.get("device", "d1"),
+                delta=fields.get("delta", 5),
+            )
+        )
+    return out
+
+
+def contribution(name: str, s: Signals) -> float:
+    result = RULES[name](s)
+    assert result is not None
+    assert 0.0 <= result.contribution <= 1.0
+    if result.contribution > 0:
+        assert result.reason
+    return result.contribution
+
+
+def test_it_registers_every_rule_of_the_spec() -> None:
+    assert set(RULES) == {
+        "request_frequency",
+        "score_jump",
+        "regular_timing",
+        "impossible_rate",
+        "device_change",
+        "new_account",
+        "duplicate_completion",
+        "ip_farm",
+    }
+
+
+def test_it_fires_on_more_completions_a_minute_than_a_person_manages() -> None:
+    fast = signals(history=history([0.5] * 19))  # 120 a minute; a person: 30
+    assert contribution("request_frequency", fast) == 1.0
+    paced = signals(history=history([3.0] * 19))  # 20 a minute
+    assert contribution("request_frequency", paced) == 0.0
+    # A slow action allows fewer: one that takes 10 s, done every 5 s, is too fast.
+    slow = signals(min_duration_seconds=10, history=history([5.0] * 10))
+    assert contribution("request_frequency", slow) == 1.0
+
+
+def test_it_fires_on_a_score_jump_against_the_users_own_history() -> None:
+    jump = signals(score=3000, reward=500, history=history([60.0] * 5, delta=500))
+    assert contribution("score_jump", jump) > 0.5
+    steady = signals(score=50_000, reward=5, history=history([60.0] * 5))
+    assert contribution("score_jump", steady) == 0.0
+    # A new player's first points are no jump: the floor stands in for a history.
+    first = signals(score=0, reward=25, history=[])
+    assert contribution("score_jump", first) == 0.0
+
+
+def test_it_fires_on_timing_as_even_as_a_timer() -> None:
+    timer = signals(history=history([6.0, 6.01, 5.99, 6.0, 6.02, 5.98, 6.0, 6.0, 6.01, 6.0, 6.0]))
+    assert contribution("regular_timing", timer) > 0.9
+    rng = random.Random(7)
+    person = signals(history=history([rng.uniform(1.5, 6.0) for _ in range(15)]))
+    assert contribution("regular_timing", person) == 0.0
+
+
+def test_it_grows_more_sure_of_a_timer_with_more_intervals() -> None:
+    few = contribution("regular_timing", signals(history=history([6.0] * 4)))
+    many = contribution("regular_timing", signals(history=history([6.0] * 12)))
+    assert 0.4 <= few < many == 1.0
+    assert contribution("regular_timing", signals(history=history([6.0] * 2))) == 0.0
+
+
+def test_it_fires_on_completions_closer_than_the_actions_minimum_duration() -> None:
+    quick = signals(
+        action_id="level-up", min_duration_seconds=30, history=history([5.0], action_id="level-up")
+    )
+    assert contribution("impossible_rate", quick) > 0.8
+    fair = signals(
+        action_id="level-up", min_duration_seconds=30, history=history([45.0], action_id="level-up")
+    )
+    assert contribution("impossible_rate", fair) == 0.0
+    other = signals(
+        action_id="level-up", min_duration_seconds=30, history=history([5.0], action_id="quiz")
+    )
+    assert contribution("impossible_rate", other) == 0.0
+
+
+def test_it_fires_on_a_new_network_and_device_right_after_the_last_completion() -> None:
+    moved = signals(ip_prefix="198.51.100.0/24", device="d2", history=history([10.0]))
+    assert contribution("device_change", moved) > 0.9
+    network_only = signals(ip_prefix="198.51.100.0/24", history=history([10.0]))
+    assert 0.5 < contribution("device_change", network_only) < 0.6
+    same = signals(history=history([10.0]))
+    assert contribution("device_change", same) == 0.0
+    later = signals(ip_prefix="198.51.100.0/24", device="d2", history=history([3600.0]))
+    assert contribution("device_change", later) == 0.0
+
+
+def test_it_fires_on_an_account_younger_than_a_day() -> None:
+    fresh = signals(date_joined=datetime.fromtimestamp(NOW - 60, tz=UTC))
+    assert contribution("new_account", fresh) > 0.99
+    half = signals(date_joined=datetime.fromtimestamp(NOW - 43_200, tz=UTC))
+    assert contribution("new_account", half) == pytest.approx(0.5)
+    assert contribution("new_account", signals()) == 0.0
+
+
+def test_it_fires_on_the_same_action_again_within_seconds() -> None:
+    double = signals(history=history([0.2]))
+    assert contribution("duplicate_completion", double) == pytest.approx(0.9)
+    assert contribution("duplicate_completion", signals(history=history([5.0]))) == 0.0
+    other = signals(history=history([0.2], action_id="quiz"))
+    assert contribution("duplicate_completion", other) == 0.0
+
+
+def test_it_fires_on_many_accounts_from_one_address() -> None:
+    assert contribution("ip_farm", signals(accounts_on_ip=10)) == 1.0
+    assert 0 < contribution("ip_farm", signals(accounts_on_ip=5)) < 1
+    assert contribution("ip_farm", signals(accounts_on_ip=2)) == 0.0
+
+
+def test_it_leaves_out_the_rules_whose_signals_are_missing() -> None:
+    blind = signals(history=None, accounts_on_ip=None)
+    ran = {name for name, rule in RULES.items() if rule(blind) is not None}
+    assert ran == {"new_account"}
+
+
+def test_it_combines_contributions_into_one_risk_in_the_unit_interval() -> None:
+    assert combine({}) == 0.0
+    assert combine({"a": 0.5}) == 0.5
+    assert combine({"a": 0.5, "b": 0.5}) == pytest.approx(0.75)
+    assert combine({"a": 1.0, "b": 0.3}) == 1.0
+    assert combine({"a": 2.0}) == 1.0
+
+
+def test_it_sees_a_timer_through_a_missed_beat_and_a_quick_retry() -> None:
+    timer = signals(history=history([6.0] * 8 + [12.0] + [6.0] * 4 + [0.05]))
+    assert contribution("regular_timing", timer) > 0.9
