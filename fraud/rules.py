@@ -149,7 +149,7 @@ def regular_timing(signals: Signals) -> RuleResult | None:
     if len(intervals) < 4:
         return RuleResult(0.0, "")
     share, median, tolerance = timer_share(intervals)
-    shape = _clamp((share - 0.6) / 0.3)
+    shape = _clamp((share - 0.55) / 0.3)
     confidence = min(1.0, (len(intervals) + 4) / 16)
     return RuleResult(
         shape * confidence,
