@@ -155,6 +155,7 @@ class FraudLogAdmin(ReadOnlyAdmin):
 
 class RiskProfileInline(admin.StackedInline):
     model = RiskProfile
+    verbose_name = verbose_name_plural = "risk profile"
     can_delete = False
     readonly_fields = (
         "status",
