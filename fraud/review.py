@@ -56,9 +56,11 @@ def _ip_diversity(ips: list[str | None]) -> RuleResult:
 
 
 def _score_growth(user: User, since: datetime, points: int) -> RuleResult:
-    """Points won in the period against what the most active players (99th percentile) win."""
+    """Points won in the period against what the most active other players (the 99th
+    percentile) won in it."""
     won = (
         ScoreEntry.objects.filter(created_at__gte=since, reason=ScoreEntry.Reason.COMPLETION)
+        .exclude(user=user)
         .values("user_id")
         .annotate(points=Sum("delta"))
     )

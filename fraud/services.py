@@ -175,7 +175,7 @@ def fraud_log_flagged(
     )
     _profile_touch(user_id=user_id, risk=risk.score, blocked=False, now=now)
     transaction.on_commit(
-        partial(_queue_review, user_id=user_id, key=f"flag:{log.pk}"), robust=True
+        partial(_queue_review, user_id=user_id, key=_review_key(now)), robust=True
     )
     return log
 
@@ -209,10 +209,15 @@ def fraud_log_blocked(
     except IntegrityError:  # this token was refused before
         return None
     transaction.on_commit(
-        partial(_queue_review, user_id=user_id, key=f"block:{log.pk}"), robust=True
+        partial(_queue_review, user_id=user_id, key=_review_key(now)), robust=True
     )
     transaction.on_commit(_queue_alerts, robust=True)
     return log
+
+
+def _review_key(now: datetime) -> str:
+    """One review per user per minute, however many flags and blocks the minute brings."""
+    return f"live:{int(now.timestamp() // 60)}"
 
 
 def _queue(task: Any, **kwargs: Any) -> None:
@@ -249,7 +254,7 @@ def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         return None
-    if FraudLog.objects.filter(event_key=f"review:{key}").exists():
+    if FraudLog.objects.filter(event_key=f"review:{user_id}:{key}").exists():
         return None
     risk = history_assess(user=user)
     now = timezone.now()
@@ -262,7 +267,7 @@ def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
                 rules=risk.rules,
                 reasons=risk.reasons,
                 details={"key": key, "days": settings.FRAUD_REVIEW_DAYS},
-                event_key=f"review:{key}",
+                event_key=f"review:{user_id}:{key}",
                 reviewed_at=None,
             )
     except IntegrityError:  # the same review ran at the same time elsewhere
@@ -287,7 +292,7 @@ def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
             rules=risk.rules,
             reasons=risk.reasons,
             details={"key": key},
-            event_key=f"escalated:{key}",
+            event_key=f"escalated:{user_id}:{key}",
         )
         AuditEvent.objects.create(
             kind=AuditEvent.Kind.USER_ESCALATED,

@@ -66,7 +66,7 @@ def test_it_flags_a_completion_at_the_flag_threshold(
     assert log.ip == "127.0.0.1"
     # The flag queued a review of the user's history (run eagerly here).
     review = FraudLog.objects.get(event=FraudLog.Event.REVIEWED)
-    assert review.details["key"] == f"flag:{log.pk}"
+    assert review.user_id == mallory.pk
     profile = RiskProfile.objects.get(user=mallory)
     assert profile.status == RiskProfile.Status.WATCH
     assert (profile.flags_count, profile.blocks_count) == (1, 0)
