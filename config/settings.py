@@ -397,6 +397,7 @@ EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
 EMAIL_TIMEOUT = 10
 SERVER_EMAIL = env.str("SERVER_EMAIL", default="scoreboard@localhost")
 DEFAULT_FROM_EMAIL = SERVER_EMAIL
+EMAIL_SUBJECT_PREFIX = "[Scoreboard] "
 
 # ---------------------------------------------------------------------------------------
 # Security

@@ -126,9 +126,9 @@ def score_jump(signals: Signals) -> RuleResult | None:
 
 
 def timer_share(intervals: list[float]) -> tuple[float, float, float]:
-    """(share of intervals within 8 % (at least 50 ms) of their median, median, tolerance)."""
+    """(share of intervals within 3 % (at least 30 ms) of their median, median, tolerance)."""
     median = statistics.median(intervals)
-    tolerance = max(0.08 * median, 0.05)
+    tolerance = max(0.03 * median, 0.03)
     share = sum(abs(gap - median) <= tolerance for gap in intervals) / len(intervals)
     return share, median, tolerance
 
@@ -138,8 +138,9 @@ def regular_timing(signals: Signals) -> RuleResult | None:
     """Intervals between completions as even as a timer's (a script on a schedule).
 
     Robust to a missed beat or a retry: it asks what share of the intervals lie within
-    8 % (at least 50 ms) of their median, not how much they vary on average. A person's
-    intervals rarely agree that closely; a timer's do, but for the network's jitter.
+    3 % (at least 30 ms) of their median, not how much they vary on average. A person's
+    intervals rarely agree that closely, even at a steady pace; a timer's do, but for the
+    network's jitter.
     """
     times = _times(signals)
     if times is None:

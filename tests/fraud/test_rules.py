@@ -170,3 +170,9 @@ def test_it_combines_contributions_into_one_risk_in_the_unit_interval() -> None:
 def test_it_sees_a_timer_through_a_missed_beat_and_a_quick_retry() -> None:
     timer = signals(history=history([6.0] * 8 + [12.0] + [6.0] * 4 + [0.05]))
     assert contribution("regular_timing", timer) > 0.9
+
+
+def test_it_does_not_take_a_person_at_a_steady_pace_for_a_timer() -> None:
+    """Seconds apart, within about a tenth of each other: a person in a rhythm."""
+    steady = signals(history=history([2.29, 2.54, 3.38, 2.32, 2.42, 2.6, 1.67, 2.43, 2.7, 2.47]))
+    assert contribution("regular_timing", steady) < 0.2
