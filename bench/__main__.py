@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web", type=int, default=1, help="gunicorn instances (2 workers each)")
     parser.add_argument("--ws", type=int, default=1, help="daphne instances")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--no-fraud-rules",
+        action="store_true",
+        help="every fraud rule's weight 0 (the completion path without the rules)",
+    )
     args = parser.parse_args(argv)
 
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -58,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
         **scenarios.STACK_ENV,
     }
+    if args.no_fraud_rules:
+        from fraud.rules import RULES
+
+        env["FRAUD_RULE_WEIGHTS"] = ",".join(f"{name}=0" for name in RULES)
     scenarios.recreate_database(database_url)
     stack = Stack(
         web=args.web,

@@ -77,6 +77,9 @@ def fraud_assess(
     If the signal store is down the completion is not refused for that: the rules that
     need no store still run, and the assessment says it is incomplete (`assessed`).
     """
+    weights = settings.FRAUD_RULE_WEIGHTS
+    if not any(weight > 0 for weight in weights.values()):
+        return RiskAssessment(score=0.0)  # every rule turned off: nothing to read
     timestamp = now.timestamp()
     prefix, device = ip_prefix(ip), device_of(user_agent)
     history: list[PastCompletion] | None = None
@@ -99,7 +102,6 @@ def fraud_assess(
         history=history,
         accounts_on_ip=accounts_on_ip,
     )
-    weights = settings.FRAUD_RULE_WEIGHTS
     rules: dict[str, float] = {}
     reasons: dict[str, str] = {}
     for name, evaluate in RULES.items():
@@ -128,6 +130,8 @@ def fraud_remember(
 
     One Redis round trip; a failure only makes the rules forget this one.
     """
+    if not any(weight > 0 for weight in settings.FRAUD_RULE_WEIGHTS.values()):
+        return
     past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta)
     try:
         signal_store().remember(user_id=user_id, past=past)
