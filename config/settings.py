@@ -208,7 +208,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 # One queue per key prefix, so deployments (and test runs) sharing a Redis never take
 # each other's tasks.
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default=REDIS_KEY_PREFIX)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="") or REDIS_KEY_PREFIX
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
@@ -331,6 +331,18 @@ CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
 # one that reaches the block threshold is refused with 403.
 FRAUD_FLAG_THRESHOLD = env.float("FRAUD_FLAG_THRESHOLD", default=0.5)
 FRAUD_BLOCK_THRESHOLD = env.float("FRAUD_BLOCK_THRESHOLD", default=0.9)
+
+
+def _weights(name: str, defaults: dict[str, float]) -> dict[str, float]:
+    """Default weights with "rule=weight,..." from the environment on top (the fraud app's
+    system check refuses unknown rules and weights outside [0, 1])."""
+    try:
+        overrides = {key: float(value) for key, value in env.dict(name, default={}).items()}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: weights are numbers, like rule=0.5,other=0") from exc
+    return {**defaults, **overrides}
+
+
 # Weight of each live rule (fraud/rules.py) in the risk score, "name=weight,..." to
 # override some; 0 turns a rule off. docs/fraud.md explains each rule.
 FRAUD_RULE_WEIGHTS = {
@@ -342,8 +354,8 @@ FRAUD_RULE_WEIGHTS = {
     "new_account": 0.2,
     "duplicate_completion": 0.3,
     "ip_farm": 0.5,
-    **env.dict("FRAUD_RULE_WEIGHTS", cast={"value": float}, default={}),
 }
+FRAUD_RULE_WEIGHTS = _weights("FRAUD_RULE_WEIGHTS", FRAUD_RULE_WEIGHTS)
 FRAUD_HISTORY_SIZE = env.int("FRAUD_HISTORY_SIZE", default=20)
 FRAUD_HUMAN_MIN_SECONDS = env.float("FRAUD_HUMAN_MIN_SECONDS", default=2.0)
 FRAUD_SCORE_JUMP_WINDOW_SECONDS = env.int("FRAUD_SCORE_JUMP_WINDOW_SECONDS", default=3600)
@@ -361,8 +373,8 @@ FRAUD_REVIEW_WEIGHTS = {
     "ip_diversity": 0.4,
     "score_growth": 0.5,
     "flag_history": 0.7,
-    **env.dict("FRAUD_REVIEW_WEIGHTS", cast={"value": float}, default={}),
 }
+FRAUD_REVIEW_WEIGHTS = _weights("FRAUD_REVIEW_WEIGHTS", FRAUD_REVIEW_WEIGHTS)
 FRAUD_ESCALATE_THRESHOLD = env.float("FRAUD_ESCALATE_THRESHOLD", default=0.7)
 FRAUD_SWEEP_SECONDS = env.int("FRAUD_SWEEP_SECONDS", default=900)
 FRAUD_SWEEP_LOOKBACK = timedelta(seconds=FRAUD_SWEEP_SECONDS * 4)

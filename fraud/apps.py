@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class FraudConfig(AppConfig):
     name = "fraud"
     verbose_name = "Fraud review"
+
+    def ready(self) -> None:
+        from fraud import checks  # noqa: F401 - registers the system checks

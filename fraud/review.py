@@ -22,6 +22,13 @@ from fraud.signals import ip_prefix
 from scoreboard.models import ScoreEntry
 
 MIN_ENTRIES = 12
+REVIEW_CHECKS = (
+    "hour_spread",
+    "interval_regularity",
+    "ip_diversity",
+    "score_growth",
+    "flag_history",
+)
 
 
 def _clamp(value: float) -> float:
@@ -118,6 +125,7 @@ def history_assess(*, user: User, now: datetime | None = None) -> HistoryRisk:
     }
     rules: dict[str, float] = {}
     reasons: dict[str, str] = {}
+    assert tuple(checks) == REVIEW_CHECKS  # noqa: S101 - the names settings may weigh
     for name, check in checks.items():
         weight = settings.FRAUD_REVIEW_WEIGHTS.get(name, 0.0)
         if weight <= 0:

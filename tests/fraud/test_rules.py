@@ -176,3 +176,28 @@ def test_it_does_not_take_a_person_at_a_steady_pace_for_a_timer() -> None:
     """Seconds apart, within about a tenth of each other: a person in a rhythm."""
     steady = signals(history=history([2.29, 2.54, 3.38, 2.32, 2.42, 2.6, 1.67, 2.43, 2.7, 2.47]))
     assert contribution("regular_timing", steady) < 0.2
+
+
+def test_it_refuses_to_start_with_fraud_settings_that_make_no_sense(settings) -> None:  # type: ignore[no-untyped-def]
+    from fraud.checks import fraud_settings_check
+
+    assert fraud_settings_check() == []
+    settings.FRAUD_RULE_WEIGHTS = {"regular_timing": 1.5, "typo_rule": 0.5}
+    settings.FRAUD_REVIEW_WEIGHTS = {"hour_spread": -0.1}
+    settings.FRAUD_BLOCK_THRESHOLD = 0.4
+    ids = sorted(error.id for error in fraud_settings_check())
+    assert ids == ["fraud.E001", "fraud.E002", "fraud.E002", "fraud.E003"]
+
+
+def test_it_reads_weights_from_the_environment() -> None:
+    from tests.support import run_django
+
+    done = run_django(
+        [
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.FRAUD_RULE_WEIGHTS['ip_farm'], s.FRAUD_RULE_WEIGHTS['regular_timing'])",
+        ],
+        env={"DEBUG": "1", "FRAUD_RULE_WEIGHTS": "ip_farm=0,regular_timing=0.7"},
+    )
+    assert done.stdout.split() == ["0.0", "0.7"], done.stderr
