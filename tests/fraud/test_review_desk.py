@@ -97,7 +97,7 @@ def test_it_lists_filters_and_searches_fraud_logs(desk: Client, mallory, alice) 
         ("?reviewed=no", "mallory", "nobody"),
         ("?q=mallory", "mallory", "alice"),
         ("?event__exact=blocked", "mallory", "nobody"),
-        ("?created_at__gte=2000-01-01", "mallory", "nobody"),
+        (f"?created_at__year={log.created_at.year}", "mallory", "nobody"),
     ]:
         page = desk.get(base + query)
         assert page.status_code == 200, query
