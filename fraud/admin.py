@@ -265,21 +265,24 @@ class ReviewUserAdmin(ReadOnlyAdmin):
             user.pk,
         )
 
-    @admin.action(description="Ban: off the board, sessions ended", permissions=["review"])
-    def ban_selected(self, request: HttpRequest, queryset: QuerySet[ReviewUser]) -> None:
+    def _set_banned(
+        self, request: HttpRequest, queryset: QuerySet[ReviewUser], *, banned: bool
+    ) -> None:
         done = sum(
-            user_set_banned(user=user, banned=True, admin=request.user, reason="review desk")  # type: ignore[arg-type]
+            user_set_banned(user=user, banned=banned, admin=request.user, reason="review desk")  # type: ignore[arg-type]
             for user in queryset
         )
-        self.message_user(request, f"{done} users banned.", messages.SUCCESS)
+        self.message_user(
+            request, f"{done} users {'' if banned else 'un'}banned.", messages.SUCCESS
+        )
+
+    @admin.action(description="Ban: off the board, sessions ended", permissions=["review"])
+    def ban_selected(self, request: HttpRequest, queryset: QuerySet[ReviewUser]) -> None:
+        self._set_banned(request, queryset, banned=True)
 
     @admin.action(description="Unban: back on the board", permissions=["review"])
     def unban_selected(self, request: HttpRequest, queryset: QuerySet[ReviewUser]) -> None:
-        done = sum(
-            user_set_banned(user=user, banned=False, admin=request.user, reason="review desk")  # type: ignore[arg-type]
-            for user in queryset
-        )
-        self.message_user(request, f"{done} users unbanned.", messages.SUCCESS)
+        self._set_banned(request, queryset, banned=False)
 
     @admin.action(description="Put back to clear (close their open logs)", permissions=["review"])
     def clear_selected(self, request: HttpRequest, queryset: QuerySet[ReviewUser]) -> None:

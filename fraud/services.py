@@ -154,6 +154,41 @@ def _profile_touch(*, user_id: uuid.UUID, risk: float, blocked: bool, now: datet
     )
 
 
+def _log_decision(
+    *,
+    event: str,
+    user_id: uuid.UUID,
+    completion_id: uuid.UUID | None,
+    risk: RiskAssessment,
+    ip: str | None,
+    user_agent: str,
+    details: dict[str, Any],
+    event_key: str,
+) -> FraudLog:
+    """A flagged or blocked completion's log and profile, in the caller's transaction; the
+    user's review queued after commit."""
+    now = timezone.now()
+    log = FraudLog.objects.create(
+        user_id=user_id,
+        completion_id=completion_id,
+        event=event,
+        risk_score=min(risk.score, 1.0),
+        rules=risk.rules,
+        reasons=risk.reasons,
+        ip=ip,
+        user_agent=user_agent[:512],
+        details={**details, "assessed": risk.assessed},
+        event_key=event_key,
+    )
+    _profile_touch(
+        user_id=user_id, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED, now=now
+    )
+    transaction.on_commit(
+        partial(_queue_review, user_id=user_id, key=_review_key(now)), robust=True
+    )
+    return log
+
+
 def fraud_log_flagged(
     *,
     user_id: uuid.UUID,
@@ -164,24 +199,16 @@ def fraud_log_flagged(
     details: dict[str, Any],
 ) -> FraudLog:
     """Record a flagged completion, in the completion's transaction; queue its review."""
-    now = timezone.now()
-    log = FraudLog.objects.create(
+    return _log_decision(
+        event=FraudLog.Event.FLAGGED,
         user_id=user_id,
         completion_id=completion_id,
-        event=FraudLog.Event.FLAGGED,
-        risk_score=min(risk.score, 1.0),
-        rules=risk.rules,
-        reasons=risk.reasons,
+        risk=risk,
         ip=ip,
-        user_agent=user_agent[:512],
-        details={**details, "assessed": risk.assessed},
+        user_agent=user_agent,
+        details=details,
         event_key=f"flagged:{completion_id}",
     )
-    _profile_touch(user_id=user_id, risk=risk.score, blocked=False, now=now)
-    transaction.on_commit(
-        partial(_queue_review, user_id=user_id, key=_review_key(now)), robust=True
-    )
-    return log
 
 
 def fraud_log_blocked(
@@ -194,27 +221,22 @@ def fraud_log_blocked(
     details: dict[str, Any],
 ) -> FraudLog | None:
     """Record a refused completion (one row per action token, however often it is sent),
-    count it on the profile, and tell the security team. Nothing reaches the ledger."""
-    now = timezone.now()
+    count it on the profile, queue a review and tell the security team. Nothing reaches
+    the ledger."""
     try:
         with transaction.atomic():
-            log = FraudLog.objects.create(
-                user_id=user_id,
+            log = _log_decision(
                 event=FraudLog.Event.BLOCKED,
-                risk_score=min(risk.score, 1.0),
-                rules=risk.rules,
-                reasons=risk.reasons,
+                user_id=user_id,
+                completion_id=None,
+                risk=risk,
                 ip=ip,
-                user_agent=user_agent[:512],
-                details={**details, "assessed": risk.assessed},
+                user_agent=user_agent,
+                details=details,
                 event_key=f"blocked:{nonce}",
             )
-            _profile_touch(user_id=user_id, risk=risk.score, blocked=True, now=now)
     except IntegrityError:  # this token was refused before
         return None
-    transaction.on_commit(
-        partial(_queue_review, user_id=user_id, key=_review_key(now)), robust=True
-    )
     transaction.on_commit(_queue_alerts, robust=True)
     return log
 
