@@ -39,6 +39,7 @@ from fraud.services import (
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
 from scoreboard.errors import ApplicationError, RateLimitedError
+from scoreboard.ratelimit import ratelimit_hit_many
 from scoreboard.services import ledger_award
 
 logger = logging.getLogger(__name__)
@@ -96,13 +97,12 @@ def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
 
 
 def _rate_limit(user: User, ip: str | None) -> dict[str, str]:
-    from scoreboard.ratelimit import ratelimit_hit
-
-    per_user = ratelimit_hit(
-        scope="complete-user", key=str(user.pk), rate=settings.COMPLETION_RATE_PER_USER
-    )
-    per_ip = ratelimit_hit(
-        scope="complete-ip", key=ip or "unknown", rate=settings.COMPLETION_RATE_PER_IP
+    """The per-user and per-IP completion limits, counted in one Redis round trip."""
+    per_user, per_ip = ratelimit_hit_many(
+        [
+            ("complete-user", str(user.pk), settings.COMPLETION_RATE_PER_USER),
+            ("complete-ip", ip or "unknown", settings.COMPLETION_RATE_PER_IP),
+        ]
     )
     for decision in (per_user, per_ip):
         if decision.limited:

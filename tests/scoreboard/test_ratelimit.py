@@ -72,3 +72,60 @@ def test_it_falls_back_to_a_per_process_limit_when_redis_is_down(settings) -> No
 def test_it_parses_rates(rate: str) -> None:
     decision = ratelimit_hit(scope="test", key=uuid.uuid4().hex, rate=rate)
     assert not decision.limited
+
+
+def test_it_counts_several_limits_in_one_round_trip_on_the_same_counters(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from scoreboard.ratelimit import ratelimit_hit_many
+
+    user, ip = uuid.uuid4().hex, uuid.uuid4().hex
+    sent: list[int] = []
+    execute = redis.client.Pipeline.execute
+
+    def counting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(len(self.command_stack))
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counting)
+    for expected in (1, 2, 3):
+        per_user, per_ip = ratelimit_hit_many([("u", user, "2/m"), ("i", ip, "10/m")])
+        assert (per_user.count, per_ip.count) == (expected, expected)
+    assert sent == [4, 4, 4]  # one pipeline a call, two commands a limit
+    assert per_user.limited
+    assert not per_ip.limited
+    # django-ratelimit's own path reads the very same counter.
+    assert ratelimit_hit(scope="u", key=user, rate="2/m", increment=False).count == 3
+
+
+def test_it_admits_exactly_the_limit_when_batched_under_concurrency() -> None:
+    from scoreboard.ratelimit import ratelimit_hit_many
+
+    key = uuid.uuid4().hex
+    admitted: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(20)
+
+    def hit() -> None:
+        barrier.wait(timeout=10)
+        (decision,) = ratelimit_hit_many([("batch", key, "7/m")])
+        with lock:
+            admitted.append(not decision.limited)
+        caches["strict"].close()
+
+    threads = [threading.Thread(target=hit) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert admitted.count(True) == 7
+    assert len(admitted) == 20
+
+
+def test_it_falls_back_per_process_when_batched_and_redis_is_down(redis_down) -> None:  # type: ignore[no-untyped-def]
+    from scoreboard.ratelimit import ratelimit_hit_many
+
+    key = uuid.uuid4().hex
+    decisions = [ratelimit_hit_many([("down", key, "2/m")])[0] for _ in range(3)]
+    assert all(d.degraded for d in decisions)
+    assert [d.limited for d in decisions] == [False, False, True]
