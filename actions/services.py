@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -52,8 +54,41 @@ class CompletionOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _ActionTypes:
+    """Action types by id, kept in this process for ACTION_TYPE_CACHE_SECONDS.
+
+    Every start and completion needs its action type; staff change them rarely. A change
+    reaches every process within the cache's lifetime (at once in the process that made it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[str, tuple[float, ActionType | None]] = {}
+
+    def get(self, action_id: str) -> ActionType | None:
+        ttl = settings.ACTION_TYPE_CACHE_SECONDS
+        now = time.monotonic()
+        hit = self._found.get(action_id)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        action = ActionType.objects.filter(pk=action_id).first()
+        if ttl > 0:
+            with self._lock:
+                if len(self._found) > 1000:  # bounded: ids come from clients
+                    self._found.clear()
+                self._found[action_id] = (now, action)
+        return action
+
+    def forget(self) -> None:
+        with self._lock:
+            self._found.clear()
+
+
+action_types = _ActionTypes()
+
+
 def _active_action(action_id: str) -> ActionType:
-    action = ActionType.objects.filter(pk=action_id).first()
+    action = action_types.get(action_id)
     if action is None:
         raise ActionNotFoundError()
     if not action.active:
@@ -114,10 +149,12 @@ def _rate_limit(user: User, ip: str | None) -> dict[str, str]:
     return per_user.headers()
 
 
-def _check_rules(*, user: User, action: ActionType, token: ActionToken, now: datetime) -> None:
-    """Replay, cooldown and daily cap. Precondition: the user's row is locked."""
-    if Completion.objects.filter(nonce=token.nonce).exists():
-        raise TokenReplayedError()
+def _check_rules(*, user: User, action: ActionType, now: datetime) -> None:
+    """Cooldown and daily cap. Precondition: the user's row is locked.
+
+    A replayed token needs no query here: the completion's unique nonce refuses it at
+    insert, which aborts the whole transaction.
+    """
     if action.cooldown_seconds:
         last = (
             Completion.objects.filter(user=user, action=action)
@@ -292,11 +329,14 @@ def _accept(
             raise _IdempotencyRaceError() from exc
     # Lock the user's row: concurrent completions of one user wait here, so the replay,
     # cooldown and daily-cap checks below see every earlier completion.
-    User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True).get()
+    score = (
+        User.objects.select_for_update().filter(pk=user.pk).values_list("score", flat=True).get()
+    )
     now = timezone.now()
-    _check_rules(user=user, action=action, token=token, now=now)
+    _check_rules(user=user, action=action, now=now)
     entry = ledger_award(
         user_id=user.pk,
+        locked_score=score,
         delta=action.reward,
         action_id=action.pk,
         token_hash=token_hash(request.raw_token),
@@ -374,4 +414,5 @@ def action_type_save(
     action.daily_cap, action.active = daily_cap, active
     action.full_clean()
     action.save()
+    action_types.forget()
     return action, created

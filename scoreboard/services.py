@@ -45,19 +45,24 @@ def ledger_award(
     user_agent: str = "",
     reverses: ScoreEntry | None = None,
     note: str = "",
+    locked_score: int | None = None,
 ) -> ScoreEntry:
     """Add `delta` to a user's score and record the entry, in the caller's transaction.
 
     Locks the user's row until the transaction ends, so `score_before`/`score_after` are
-    exact under concurrent awards. The leaderboard hears of it only after commit.
+    exact under concurrent awards. A caller that already holds that lock in this
+    transaction passes the score it read as `locked_score`. The leaderboard hears of it
+    only after commit.
     """
     now = timezone.now()
     # No savepoint inside a caller's transaction: a failure here aborts it all anyway.
     with transaction.atomic(savepoint=False):
         # The row lock makes read-then-update exact; the F() update keeps it atomic anyway.
-        before = (
-            User.objects.select_for_update().filter(pk=user_id).values_list("score", flat=True)
-        ).first()
+        before = locked_score
+        if before is None:
+            before = (
+                User.objects.select_for_update().filter(pk=user_id).values_list("score", flat=True)
+            ).first()
         if before is None:
             raise NotFoundError("User not found.")
         User.objects.filter(pk=user_id).update(score=F("score") + delta, score_reached_at=now)

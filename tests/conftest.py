@@ -66,9 +66,12 @@ def _fresh_redis_and_caches() -> Iterator[None]:
     empty local caches. Only this run's prefix: other runs share the server."""
     from django.core.cache import caches
 
+    from actions.services import action_types
     from scoreboard.ratelimit import ratelimit_reset_local
 
+    action_types.forget()
     yield
+    action_types.forget()
     _delete_run_keys()
     for alias in settings.CACHES:
         if not hasattr(caches[alias], "delete_pattern"):

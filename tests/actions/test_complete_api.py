@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -250,13 +251,30 @@ def test_it_flags_what_the_fraud_rules_flag(
 
 
 def test_it_refuses_an_inactive_action(client_for, alice, click, start, complete) -> None:  # type: ignore[no-untyped-def]
+    from actions.services import action_type_save
+
     client = client_for(alice)
     token = start(client, "click")
-    click.active = False
-    click.save()
+    action_type_save(action_id="click", name=click.name, reward=click.reward, active=False)
     response = complete(client, "click", token)
     assert response.status_code == 409
     assert code(response) == "action_inactive"
+
+
+def test_it_keeps_action_types_for_a_moment_then_reads_them_again(
+    click, settings, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    from actions.models import ActionType
+    from actions.services import action_types
+
+    settings.ACTION_TYPE_CACHE_SECONDS = 0.3
+    with django_assert_num_queries(1):
+        assert action_types.get("click").reward == 5
+        assert action_types.get("click").reward == 5
+    ActionType.objects.filter(pk="click").update(reward=7)  # another process's change
+    time.sleep(0.35)
+    with django_assert_num_queries(1):
+        assert action_types.get("click").reward == 7
 
 
 @pytest.mark.parametrize(
