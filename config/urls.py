@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from scoreboard.views import page_not_found
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -12,6 +14,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Any other path under /api/ is an API client's mistake: the envelope, in every mode
+    # (DEBUG would otherwise answer Django's HTML page).
+    re_path(r"^api/", page_not_found),
     path("admin/", admin.site.urls),
     path("", include("leaderboard.urls")),
 ]

@@ -25,6 +25,17 @@ def test_it_answers_unknown_api_paths_with_404_envelope(client: Client) -> None:
     assert envelope(response)["code"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing/", "/api/nothing", "/api/v2/leaderboard/"])
+def test_it_answers_unknown_api_paths_with_the_envelope_in_debug_too(
+    client: Client, settings, path: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings.DEBUG = True
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert envelope(response)["code"] == "not_found"
+
+
 def test_it_answers_unknown_page_paths_with_404_envelope(client: Client) -> None:
     response = client.get("/no/such/page")
     assert response.status_code == 404
