@@ -13,7 +13,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connections
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import BigIntegerField, Max
+from django.db.models.functions import Cast, Extract
 from django.utils import timezone
 
 from accounts.models import User
@@ -138,14 +139,15 @@ def _rebuild_holding_lock(index: RedisIndex, token: str) -> int:
     # is replayed once the new generation is current (writes are monotonic).
     settled = timezone.now() - timedelta(seconds=RECONCILE_SETTLE_SECONDS)
     watermark = ScoreEntry.objects.filter(created_at__lt=settled).aggregate(m=Max("id"))["m"] or 0
-    last_entry = Subquery(
-        ScoreEntry.objects.filter(user=OuterRef("pk")).order_by("-id").values("id")[:1]
-    )
     rows = (
         User.objects.rankable()
         .order_by()  # no sort: a sequential scan; the sorted set orders
-        .annotate(last=last_entry)
-        .values_list("id", "username", "score", "score_reached_at", "last")
+        .annotate(
+            # exact integer microseconds, not a datetime per row: parsing those is slow
+            micros=Cast(Extract("score_reached_at", "epoch") * 1_000_000, BigIntegerField()),
+            last=Max("score_entries__id"),
+        )
+        .values_list("id", "username", "score", "micros", "last")
         .iterator(chunk_size=REBUILD_BATCH)
     )
 
@@ -154,8 +156,7 @@ def _rebuild_holding_lock(index: RedisIndex, token: str) -> int:
             raise RebuildBusyError("lost the rebuild lock; another rebuild took over")
 
     ranked = index.replace(
-        ((uid, name, score, at, last or 0) for uid, name, score, at, last in rows),
-        batch=REBUILD_BATCH,
+        ((uid, name, score, micros, last or 0) for uid, name, score, micros, last in rows),
         progress=keep_lock,
     )
     caches["strict"].set(WATERMARK_KEY, watermark, timeout=None)
