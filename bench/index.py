@@ -157,6 +157,19 @@ def _timings(call: Callable[[], Any], times: int) -> dict[str, float]:
     }
 
 
+def _same_order(users: int) -> bool:
+    """The index's pages equal `User.objects.ranked()` at the top, middle and end."""
+    from accounts.models import User
+    from leaderboard import selectors
+
+    for offset in (0, users // 2, max(0, users - 100)):
+        page = selectors.leaderboard_page(offset=offset, limit=100)["entries"]
+        rows = User.objects.ranked().values_list("id", "score")[offset : offset + 100]
+        if [(e["userId"], e["score"]) for e in page] != [(str(u), s) for u, s in rows]:
+            return False
+    return True
+
+
 def measure(users: int, client: Any) -> dict[str, Any]:
     from accounts.models import User
     from leaderboard import selectors, services
@@ -181,6 +194,7 @@ def measure(users: int, client: Any) -> dict[str, Any]:
     top = _timings(lambda: selectors.leaderboard_page(offset=0, limit=10), LOOKUPS)
     ping = _timings(client.ping, LOOKUPS)
     return {
+        "order_matches_postgres": _same_order(users),
         "users": users,
         "ranked": ranked,
         "fill_seconds": round(filled, 1),

@@ -47,6 +47,8 @@ needs a single Redis, not a cluster. The index keys have no TTL: under a `volati
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -193,6 +195,52 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class _Loader:
+    """Sends the rebuild's batches from a thread of its own, so that reading PostgreSQL
+    and encoding the next batches overlap with Redis loading the previous ones."""
+
+    IN_FLIGHT = 8
+
+    def __init__(self, load: Any, client: Any, key: str, buckets: str) -> None:
+        self.load, self.client, self.key, self.buckets = load, client, key, buckets
+        self.jobs: queue.Queue[bytes | None] = queue.Queue(maxsize=self.IN_FLIGHT * 2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="leaderboard-load", daemon=True)
+        self.thread.start()
+
+    def put(self, blob: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put(blob)
+
+    def close(self) -> None:
+        """Wait until every batch is loaded; raise what failed, if anything did."""
+        self.jobs.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        queued = 0
+        while (blob := self.jobs.get()) is not None:
+            if self.error is not None:
+                continue  # drain: the producer raises on its next put()
+            try:
+                self.load(keys=[self.key], args=[self.buckets, blob], client=pipe)
+                queued += 1
+                if queued >= self.IN_FLIGHT or self.jobs.empty():
+                    pipe.execute()
+                    queued = 0
+            except BaseException as exc:
+                self.error = exc
+        try:
+            if queued and self.error is None:
+                pipe.execute()
+        except BaseException as exc:
+            self.error = exc
 
 
 class IndexColdError(Exception):
@@ -353,13 +401,13 @@ class RedisIndex:
 
     def replace(
         self,
-        rows: Iterable[tuple[uuid.UUID, str, int, int, int]],
+        rows: Iterable[tuple[bytes, str, int, int, int]],
         *,
         batch: int = 1000,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Build a new generation from (user id, username, score, reached-at microseconds
-        since 1970, last entry id) rows, streamed in pipelined batches, then make it
+        """Build a new generation from (user id as 16 bytes, username, score, reached-at
+        microseconds since 1970, last entry id) rows, streamed in pipelined batches, then make it
         current atomically and delete the old one. Returns the number of ranked users.
         Raises `IndexColdError` when the new generation's keys were lost meanwhile."""
         generation = uuid.uuid4().hex[:12]
@@ -370,42 +418,39 @@ class RedisIndex:
         client.expire(self.keys["building"], 3600)
         if abandoned is not None:
             self._drop_generation(abandoned.decode())
-        load = self._script(LOAD)
-        pipe = client.pipeline(transaction=False)
+        loader = _Loader(self._script(LOAD), self.client, new["z"], new["buckets"])
         records: list[bytes] = []
-        count = queued = 0
-        for user_id, username, score, micros, entry_id in rows:
-            name = username.encode()
-            points = str(score).encode()
-            field = (user_id.int ^ _MASK128).to_bytes(16, "big")
-            records.append(
-                b"".join(
-                    (
-                        field,
-                        field[-BUCKET_BYTES:].hex().encode(),
-                        (_MAX_MICROS - micros).to_bytes(8, "big"),
-                        entry_id.to_bytes(8, "big"),
-                        len(points).to_bytes(1, "big"),
-                        points,
-                        len(name).to_bytes(2, "big"),
-                        name,
+        count = 0
+        try:
+            for user_id, username, score, micros, entry_id in rows:
+                name = username.encode()
+                points = str(score).encode()
+                field = (int.from_bytes(user_id, "big") ^ _MASK128).to_bytes(16, "big")
+                records.append(
+                    b"".join(
+                        (
+                            field,
+                            field[-BUCKET_BYTES:].hex().encode(),
+                            (_MAX_MICROS - micros).to_bytes(8, "big"),
+                            entry_id.to_bytes(8, "big"),
+                            len(points).to_bytes(1, "big"),
+                            points,
+                            len(name).to_bytes(2, "big"),
+                            name,
+                        )
                     )
                 )
-            )
-            if len(records) >= batch:
-                load(keys=[new["z"]], args=[new["buckets"], b"".join(records)], client=pipe)
-                count += len(records)
-                records = []
-                queued += 1
-                if queued >= 8:  # a few batches in flight: one round trip per 8 batches
-                    pipe.execute()
-                    queued = 0
-                    if progress:
+                if len(records) >= batch:
+                    loader.put(b"".join(records))
+                    count += len(records)
+                    records = []
+                    if progress and count % (batch * 10) == 0:
                         progress(count)
-        if records:
-            load(keys=[new["z"]], args=[new["buckets"], b"".join(records)], client=pipe)
-            count += len(records)
-        pipe.execute()
+            if records:
+                loader.put(b"".join(records))
+                count += len(records)
+        finally:
+            loader.close()
         k = self.keys
         old = self._script(PUBLISH)(
             keys=[k["ready"], k["v"], k["dirty"], k["building"], k["pending"], new["z"]],

@@ -6,15 +6,16 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connections
-from django.db.models import BigIntegerField, Max
-from django.db.models.functions import Cast, Extract
+from django.db import connection, connections, transaction
+from django.db.models import BigIntegerField, BinaryField, F, Func, Max
+from django.db.models.functions import Cast, Coalesce, Extract
 from django.utils import timezone
 
 from accounts.models import User
@@ -139,26 +140,12 @@ def _rebuild_holding_lock(index: RedisIndex, token: str) -> int:
     # is replayed once the new generation is current (writes are monotonic).
     settled = timezone.now() - timedelta(seconds=RECONCILE_SETTLE_SECONDS)
     watermark = ScoreEntry.objects.filter(created_at__lt=settled).aggregate(m=Max("id"))["m"] or 0
-    rows = (
-        User.objects.rankable()
-        .order_by()  # no sort: a sequential scan; the sorted set orders
-        .annotate(
-            # exact integer microseconds, not a datetime per row: parsing those is slow
-            micros=Cast(Extract("score_reached_at", "epoch") * 1_000_000, BigIntegerField()),
-            last=Max("score_entries__id"),
-        )
-        .values_list("id", "username", "score", "micros", "last")
-        .iterator(chunk_size=REBUILD_BATCH)
-    )
 
     def keep_lock(_count: int) -> None:
         if not index.renew_rebuild(token, ttl_ms=REBUILD_LOCK_MS):
             raise RebuildBusyError("lost the rebuild lock; another rebuild took over")
 
-    ranked = index.replace(
-        ((uid, name, score, micros, last or 0) for uid, name, score, micros, last in rows),
-        progress=keep_lock,
-    )
+    ranked = index.replace(_ranked_rows(), progress=keep_lock)
     caches["strict"].set(WATERMARK_KEY, watermark, timeout=None)
     replayed = _replay(index, batch=REPLAY_BATCH)
     broadcast.mark_dirty()
@@ -169,6 +156,35 @@ def _rebuild_holding_lock(index: RedisIndex, token: str) -> int:
         replayed,
     )
     return ranked
+
+
+def _ranked_rows() -> Iterator[tuple[bytes, str, int, int, int]]:
+    """Every ranked user as (user id bytes, username, score, reached-at microseconds
+    since 1970, id of their last ledger entry), streamed from a server-side cursor.
+
+    The ORM writes the query; the rows come from a binary psycopg cursor rather than
+    `.iterator()`, because at a million rows building Django's rows and uuid and
+    datetime objects costs more than the query itself (measured: 2-3x the time).
+    """
+    query = (
+        User.objects.rankable()
+        .order_by()  # no sort: a sequential scan; the sorted set orders
+        .annotate(
+            uid=Func(F("id"), function="uuid_send", output_field=BinaryField()),
+            micros=Cast(Extract("score_reached_at", "epoch") * 1_000_000, BigIntegerField()),
+            last=Coalesce(Max("score_entries__id"), 0),
+        )
+        .values_list("uid", "username", "score", "micros", "last")
+    )
+    sql, params = query.query.sql_with_params()
+    with transaction.atomic(), connection.cursor() as setup:
+        # One pass over every user: hash the join in memory, plan for all rows.
+        setup.execute("SET LOCAL work_mem = '64MB'")
+        setup.execute("SET LOCAL cursor_tuple_fraction = 1")
+        with connection.connection.cursor(name="leaderboard_rebuild", binary=True) as cursor:
+            cursor.itersize = REBUILD_BATCH
+            cursor.execute(sql, params)
+            yield from cursor
 
 
 def leaderboard_index_cold() -> None:

@@ -127,7 +127,7 @@ def test_it_keeps_a_write_made_while_a_rebuild_runs(players) -> None:  # type: i
     index = RedisIndex()
     newcomer = UserFactory(username="newcomer")
     now = timezone.now()
-    rows = [(p.pk, p.username, p.score, 0, 1) for p in User.objects.rankable()]
+    rows = [(p.pk.bytes, p.username, p.score, 0, 1) for p in User.objects.rankable()]
 
     def rows_with_a_write_half_way() -> Iterator[tuple[Any, ...]]:
         for n, row in enumerate(rows):

@@ -119,7 +119,7 @@ def test_it_swaps_in_a_new_generation_and_drops_the_old_and_legacy_keys() -> Non
     index.client.set(f"{index.base}:z", "legacy")
     index.client.hset(f"{index.base}:u", "member", "legacy")
     now = timezone.now()
-    rows = [(uuid.uuid4(), f"p{n}", n + 1, micros_of(now), n + 1) for n in range(50)]
+    rows = [(uuid.uuid4().bytes, f"p{n}", n + 1, micros_of(now), n + 1) for n in range(50)]
     assert index.replace(rows) == 50
     first = index.current_generation()
     assert index.replace(rows[:10]) == 10
@@ -140,7 +140,7 @@ def test_it_refuses_to_publish_a_generation_whose_keys_were_lost() -> None:
         for n in range(3000):
             if n == 2500:  # Redis loses everything half-way through the rebuild
                 index.client.delete(*index.client.scan_iter(match=f"{index.base}:*"))
-            yield uuid.uuid4(), f"p{n}", n + 1, micros_of(now), n + 1
+            yield uuid.uuid4().bytes, f"p{n}", n + 1, micros_of(now), n + 1
 
     with pytest.raises(IndexColdError):
         index.replace(rows_then_flush())
@@ -154,13 +154,13 @@ def test_it_cleans_up_after_a_rebuild_that_died_half_way() -> None:
 
     def rows_then_die():  # type: ignore[no-untyped-def]
         for n in range(10_000):  # more than the batches the rebuild keeps in flight
-            yield uuid.uuid4(), f"p{n}", n + 1, micros_of(now), n + 1
+            yield uuid.uuid4().bytes, f"p{n}", n + 1, micros_of(now), n + 1
         raise RuntimeError("the process died")
 
     with pytest.raises(RuntimeError):
         index.replace(rows_then_die())
     assert list(index.client.scan_iter(match=f"{index.generations}*"))  # left behind
-    assert index.replace([(uuid.uuid4(), "p", 1, micros_of(now), 1)]) == 1
+    assert index.replace([(uuid.uuid4().bytes, "p", 1, micros_of(now), 1)]) == 1
     generation = index.current_generation()
     leftovers = {
         key.decode()
