@@ -48,8 +48,8 @@ def _index_failed(exc: Exception) -> None:
 
 
 def _index_cold() -> None:
+    # Counted per read; logged once, by the process that starts the rebuild.
     metrics.leaderboard_cache.labels("cold").inc()
-    logger.warning("leaderboard index cold, reading PostgreSQL and rebuilding the index")
     # services imports this module (to answer the rank after a write), hence here.
     from leaderboard.services import leaderboard_index_cold
 

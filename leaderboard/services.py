@@ -212,6 +212,11 @@ def leaderboard_index_cold() -> None:
     except Exception:
         index.release_rebuild(token)
         raise
+    logger.warning(
+        "leaderboard index cold (never built or Redis lost its data): reads answer from "
+        "PostgreSQL while it is rebuilt %s",
+        "now" if small else "in the background",
+    )
     if small:
         _rebuild_and_release(index, token)
         return
