@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from leaderboard import broadcast
-from leaderboard.index import RedisIndex
+from leaderboard.index import RedisIndex, micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
 from scoreboard import metrics
 from scoreboard.models import ScoreEntry
@@ -176,6 +176,15 @@ def _ranked_rows() -> Iterator[tuple[bytes, str, int, int, int]]:
         )
         .values_list("uid", "username", "score", "micros", "last")
     )
+    if connection.vendor != "postgresql":  # e.g. SQLite with REDIS_URL set: small boards
+        rows = (
+            User.objects.rankable()
+            .annotate(last=Coalesce(Max("score_entries__id"), 0))
+            .values_list("id", "username", "score", "score_reached_at", "last")
+        )
+        for user_id, username, score, reached_at, last in rows.iterator(REBUILD_BATCH):
+            yield user_id.bytes, username, score, micros_of(reached_at), last
+        return
     sql, params = query.query.sql_with_params()
     with transaction.atomic(), connection.cursor() as setup:
         # One pass over every user: hash the join in memory, plan for all rows.
