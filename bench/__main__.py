@@ -8,6 +8,7 @@ the machine is shared and noisy, so ratios are what compare across runs.
     python -m bench                       # every scenario
     python -m bench --only read,fanout    # some of them
     python -m bench --seconds 5 --viewers 200 --json bench/results/latest.json
+    python -m bench --only index --index-sizes 10000,100000   # the ranking index alone
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import asyncio
 import json
 import os
 import secrets
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench import scenarios
@@ -28,17 +31,33 @@ SCENARIOS = {
     "write": scenarios.write,
     "fanout": scenarios.fanout,
 }
+# Scenarios that start what they need themselves, in a process of their own, before the
+# stack (see bench/index.py).
+STANDALONE = {"index": "bench.index"}
+
+
+def run_standalone(module: str, args: argparse.Namespace) -> object:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, "-m", module, "--sizes", args.index_sizes, "--json", str(out)]
+        subprocess.run(command, check=True)
+        return json.loads(out.read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument(
+        "--only", default=",".join([*SCENARIOS, *STANDALONE]), help="comma-separated scenarios"
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--viewers", type=int, default=300, help="WebSocket viewers (fanout)")
     parser.add_argument("--users", type=int, default=200, help="players to create")
     parser.add_argument("--web", type=int, default=1, help="gunicorn instances (2 workers each)")
     parser.add_argument("--ws", type=int, default=1, help="daphne instances")
+    parser.add_argument(
+        "--index-sizes", default="10000,1000000", help="ranked users for the index scenario"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
         "--no-fraud-rules",
@@ -48,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in SCENARIOS]
+    unknown = [name for name in chosen if name not in SCENARIOS and name not in STANDALONE]
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+
+    results: dict[str, object] = {}
+    for name in chosen:
+        if name in STANDALONE:
+            results[name] = run_standalone(STANDALONE[name], args)
+    chosen = [name for name in chosen if name in SCENARIOS]
+    if not chosen:
+        return _write(args.json, results)
 
     database_url = os.environ.get(
         "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/scoreboard_bench"
@@ -77,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=redis_url,
         extra_env=env,
     )
-    results: dict[str, object] = {}
     with stack.running():
         scenarios.setup_django(stack)
         world = scenarios.World.create(stack, users=args.users)
@@ -86,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = asyncio.run(SCENARIOS[name](world, args))
             print(json.dumps(results[name], indent=2), flush=True)
     scenarios.drop_redis_prefix(redis_url, prefix)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    return _write(args.json, results)
+
+
+def _write(path: Path | None, results: dict[str, object]) -> int:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
     return 0
 
 

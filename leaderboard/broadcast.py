@@ -111,7 +111,7 @@ def tick() -> str | None:
         _local.last_top = top
         version = _local.version
     else:
-        from leaderboard.index import RedisIndex
+        from leaderboard.index import IndexColdError, RedisIndex
 
         client, keys = _redis(), _keys()
         if not client.set(keys["tick"], "1", nx=True, px=interval_ms):
@@ -119,7 +119,10 @@ def tick() -> str | None:
         since = RedisIndex().take_dirty()
         if since is None:
             return None
-        top = leaderboard_top(n=settings.LEADERBOARD_TOP_N)
+        try:
+            top = leaderboard_top(n=settings.LEADERBOARD_TOP_N, index_only=True)
+        except IndexColdError:
+            return None  # never push a partial board; the rebuild marks the board dirty
         raw_last = client.get(keys["last"])
         previous = json.loads(raw_last) if raw_last else []
         if top == previous:

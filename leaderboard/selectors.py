@@ -1,18 +1,18 @@
 """Ranking reads: from the Redis index, or from PostgreSQL in the same order when the
-index is unavailable (embedded default, or Redis down)."""
+index is unavailable (embedded default, or Redis down) or cold (lost or never built: the
+read also starts a rebuild)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import asdict
 from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import Max, Q
 
 from accounts.models import User
-from leaderboard.index import IndexEntry, RedisIndex
+from leaderboard.index import IndexColdError, IndexEntry, RedisIndex
 from scoreboard import metrics
 from scoreboard.models import ScoreEntry
 
@@ -31,12 +31,12 @@ def _index() -> RedisIndex | None:
 
 
 def _as_entry(entry: IndexEntry) -> BoardEntry:
-    data = asdict(entry)
+    # Not dataclasses.asdict(): it deep-copies, and cost more than the Redis call.
     return {
-        "rank": data["rank"],
-        "userId": data["user_id"],
-        "username": data["username"],
-        "score": data["score"],
+        "rank": entry.rank,
+        "userId": entry.user_id,
+        "username": entry.username,
+        "score": entry.score,
     }
 
 
@@ -44,6 +44,18 @@ def _index_failed(exc: Exception) -> None:
     metrics.leaderboard_cache.labels("miss").inc()
     metrics.backing_service_errors.labels("redis").inc()
     logger.warning("leaderboard index unavailable, reading PostgreSQL: %s", exc)
+
+
+def _index_cold() -> None:
+    # Counted per read; logged once, by the process that starts the rebuild.
+    metrics.leaderboard_cache.labels("cold").inc()
+    # services imports this module (to answer the rank after a write), hence here.
+    from leaderboard.services import leaderboard_index_cold
+
+    try:
+        leaderboard_index_cold()
+    except Exception as exc:
+        _index_failed(exc)
 
 
 def _db_page(offset: int, limit: int) -> list[BoardEntry]:
@@ -58,14 +70,22 @@ def _db_version() -> int:
     return ScoreEntry.objects.aggregate(v=Max("id"))["v"] or 0
 
 
-def leaderboard_page(*, offset: int, limit: int) -> dict[str, Any]:
-    """Ranks offset+1..offset+limit with the total of ranked users and a version."""
+def leaderboard_page(*, offset: int, limit: int, index_only: bool = False) -> dict[str, Any]:
+    """Ranks offset+1..offset+limit with the total of ranked users and a version.
+
+    With `index_only`, a cold index raises `IndexColdError` (after starting a rebuild) instead
+    of answering from PostgreSQL.
+    """
     index = _index()
     if index is not None:
         try:
             entries, total, version = index.page(offset=offset, limit=limit)
             metrics.leaderboard_cache.labels("hit").inc()
             return {"entries": [_as_entry(e) for e in entries], "total": total, "version": version}
+        except IndexColdError:
+            _index_cold()
+            if index_only:
+                raise
         except Exception as exc:
             _index_failed(exc)
     return {
@@ -75,8 +95,8 @@ def leaderboard_page(*, offset: int, limit: int) -> dict[str, Any]:
     }
 
 
-def leaderboard_top(*, n: int) -> list[BoardEntry]:
-    return leaderboard_page(offset=0, limit=n)["entries"]
+def leaderboard_top(*, n: int, index_only: bool = False) -> list[BoardEntry]:
+    return leaderboard_page(offset=0, limit=n, index_only=index_only)["entries"]
 
 
 def _db_rank(user_id: uuid.UUID) -> tuple[int, int] | None:
@@ -105,6 +125,8 @@ def leaderboard_rank_and_score(*, user_id: uuid.UUID) -> tuple[int, int] | None:
             found = index.rank(user_id=user_id)
             metrics.leaderboard_cache.labels("hit").inc()
             return found
+        except IndexColdError:
+            _index_cold()
         except Exception as exc:
             _index_failed(exc)
     return _db_rank(user_id)

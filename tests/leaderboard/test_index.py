@@ -36,9 +36,10 @@ def test_it_ranks_higher_scores_first_and_earlier_arrivals_on_ties() -> None:
 
 
 def test_it_breaks_a_tie_at_the_same_instant_by_user_id() -> None:
-    users = sorted((UserFactory() for _ in range(3)), key=lambda u: u.pk)
+    users = sorted((UserFactory() for _ in range(30)), key=lambda u: u.pk)
     same = timezone.now()
     index = RedisIndex()
+    services.leaderboard_rebuild()
     for n, user in enumerate(reversed(users)):
         User.objects.filter(pk=user.pk).update(score=5, score_reached_at=same)
         index.apply(
@@ -49,7 +50,7 @@ def test_it_breaks_a_tie_at_the_same_instant_by_user_id() -> None:
             entry_id=n + 1,
             ranked=True,
         )
-    assert [e["userId"] for e in selectors.leaderboard_top(n=3)] == [str(u.pk) for u in users]
+    assert [e["userId"] for e in selectors.leaderboard_top(n=30)] == [str(u.pk) for u in users]
     assert [str(u) for u in User.objects.ranked().values_list("id", flat=True)] == [
         str(u.pk) for u in users
     ]
@@ -58,6 +59,7 @@ def test_it_breaks_a_tie_at_the_same_instant_by_user_id() -> None:
 def test_it_ignores_repeated_and_older_writes() -> None:
     alice = UserFactory(username="alice")
     index = RedisIndex()
+    services.leaderboard_rebuild()
     now = timezone.now()
     assert index.apply(
         user_id=alice.pk, username="alice", score=50, reached_at=now, entry_id=7, ranked=True
@@ -93,10 +95,16 @@ def test_it_rebuilds_the_same_order() -> None:
     for n, user in enumerate(users):
         ledger_award(user_id=user.pk, delta=(n * 7) % 5 + 1)
     before = board()
-    RedisIndex().client.delete(*RedisIndex().keys.values())
-    assert board() == []
+    index = RedisIndex()
+    first = index.current_generation()
     call_command("rebuild_leaderboard", verbosity=0)
+    second = index.current_generation()
+    assert first is not None
+    assert second not in (None, first)
     assert board() == before == db_board()
+    # the old generation is gone: one sorted set and its buckets, nothing else
+    assert not list(index.client.scan_iter(match=f"{index.generations}{first}:*"))
+    assert index.client.exists(index.generation_keys(second)["z"])
 
 
 def test_it_repairs_a_skipped_index_update(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -56,12 +56,14 @@ class Command(BaseCommand):
             self.style.SUCCESS("Repaired: totals reset to the ledger, index rebuilt.")
         )
 
-    def _index_mismatch(self, users: list[tuple]) -> list[tuple[str, int | None, int | None]]:
-        from leaderboard.index import RedisIndex
+    def _index_mismatch(self, users: list[tuple]) -> list[tuple[str, object, object]]:
+        from leaderboard.index import IndexColdError, RedisIndex
 
         index = RedisIndex()
         try:
             found = {str(uid): index.rank(user_id=uid) for uid, *_ in users}
+        except IndexColdError:
+            return [("(the whole index)", "built", "cold: never built or lost its data")]
         except Exception as exc:
             raise CommandError(f"Redis unavailable: {exc}") from exc
         problems = []
