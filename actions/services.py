@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import UserBannedError
+from accounts.errors import TokenInvalidError, UserBannedError
 from accounts.models import User
 from actions.errors import (
     ActionInactiveError,
@@ -41,8 +41,9 @@ from fraud.services import (
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
 from scoreboard.errors import ApplicationError, RateLimitedError
+from scoreboard.models import ScoreEntry
 from scoreboard.ratelimit import ratelimit_hit_many
-from scoreboard.services import ledger_award
+from scoreboard.services import LockedUser, ledger_award
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +268,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         "actionId": action.pk,
         "delta": completion.delta,
         "newScore": completion.score_entry.score_after,
-        "rank": leaderboard_rank_of(user_id=user.pk),
+        "rank": _rank_after(completion.score_entry, user),
         "flagged": completion.flagged,
     }
     if request.idempotency_key:
@@ -309,6 +310,14 @@ def _refuse(
     raise FraudBlockedError(details={"reasons": risk.public_reasons()})
 
 
+def _rank_after(entry: ScoreEntry, user: User) -> int | None:
+    """The rank the board gave the completion after commit, or a fresh read of it."""
+    try:
+        return entry.rank_after
+    except AttributeError:  # the board was not told (it failed, or no commit ran)
+        return leaderboard_rank_of(user_id=user.pk)
+
+
 class _IdempotencyRaceError(Exception):
     """Another request with the same Idempotency-Key committed first."""
 
@@ -327,16 +336,24 @@ def _accept(
                 )
         except IntegrityError as exc:
             raise _IdempotencyRaceError() from exc
-    # Lock the user's row: concurrent completions of one user wait here, so the replay,
-    # cooldown and daily-cap checks below see every earlier completion.
-    score = (
-        User.objects.select_for_update().filter(pk=user.pk).values_list("score", flat=True).get()
+    # Lock the user's row: concurrent completions of one user wait here, so the cooldown
+    # and daily-cap checks below see every earlier completion, and a ban that committed
+    # since the request was authenticated is seen too.
+    score, username, active, banned = (
+        User.objects.select_for_update()
+        .filter(pk=user.pk)
+        .values_list("score", "username", "is_active", "is_banned")
+        .get()
     )
+    if banned:
+        raise UserBannedError()
+    if not active:
+        raise TokenInvalidError("The token's user no longer exists or is inactive.")
     now = timezone.now()
     _check_rules(user=user, action=action, now=now)
     entry = ledger_award(
         user_id=user.pk,
-        locked_score=score,
+        locked=LockedUser(score=score, username=username, ranked=True),
         delta=action.reward,
         action_id=action.pk,
         token_hash=token_hash(request.raw_token),

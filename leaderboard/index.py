@@ -98,13 +98,19 @@ if (not gen) or redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('HSET', KEYS[5], ARGV[2], cmsgpack.pack({entry, ARGV[3], ARGV[5], ARGV[6], ARGV[7]}))
   end
 end
-if not gen then return -1 end
+if not gen then return {-1, -1} end
 local applied = put(ARGV[1], gen, ARGV[2], ARGV[3], ARGV[5], entry, ARGV[6], ARGV[7])
 if applied == 1 then
   redis.call('INCR', KEYS[2])
   redis.call('SET', KEYS[3], ARGV[8], 'NX')
 end
-return applied
+-- The user's rank as the index now holds it (0-based; -1 when not on the board), so a
+-- write that needs the new rank costs no second round trip.
+local suffix = string.format('%02x%02x', string.byte(ARGV[2], 15, 16))
+local held = redis.call('HGET', ARGV[1] .. gen .. ':n:' .. suffix, ARGV[2])
+local z = ARGV[1] .. gen .. ':z'
+local rank = held and redis.call('ZREVRANK', z, string.sub(held, 1, 8) .. ARGV[2])
+return {applied, rank or -1}
 """
 )
 
@@ -328,8 +334,33 @@ class RedisIndex:
     ) -> bool:
         """Set a user's committed total. Ignores updates older than the last one applied,
         and every update while the index is cold (the rebuild replays them)."""
+        try:
+            return self.apply_and_rank(
+                user_id=user_id,
+                username=username,
+                score=score,
+                reached_at=reached_at,
+                entry_id=entry_id,
+                ranked=ranked,
+            )[0]
+        except IndexColdError:
+            return False
+
+    def apply_and_rank(
+        self,
+        *,
+        user_id: uuid.UUID,
+        username: str,
+        score: int,
+        reached_at: datetime,
+        entry_id: int,
+        ranked: bool,
+    ) -> tuple[bool, int | None]:
+        """`apply`, and the user's 1-based rank after it (None when not on the board), in
+        the same round trip. Raises `IndexColdError` when the index is cold (the write is
+        kept for the rebuild)."""
         k = self.keys
-        applied = self._script(APPLY)(
+        applied, rank = self._script(APPLY)(
             keys=[k["ready"], k["v"], k["dirty"], k["building"], k["pending"]],
             args=[
                 self.generations,
@@ -342,7 +373,9 @@ class RedisIndex:
                 repr(time.time()),
             ],
         )
-        return applied == 1
+        if applied == -1:
+            raise IndexColdError
+        return applied == 1, (int(rank) + 1 if rank >= 0 else None)
 
     def page(self, *, offset: int, limit: int) -> tuple[list[IndexEntry], int, int]:
         """(entries, total ranked users, index version) for ranks offset+1..offset+limit."""

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from leaderboard import broadcast
-from leaderboard.index import RedisIndex, micros_of
+from leaderboard.index import IndexColdError, RedisIndex, micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
 from scoreboard import metrics
 from scoreboard.models import ScoreEntry
@@ -57,32 +57,46 @@ def leaderboard_score_changed(
     previous_score: int,
     reached_at: datetime,
     entry_id: int,
-) -> None:
+    username: str | None = None,
+    ranked: bool | None = None,
+) -> int | None:
     """After commit of a ledger entry: update the index, mark the board, tell the user.
+    Returns the user's new rank (None when not on the board).
 
-    A failure here loses nothing: the reconciler replays the ledger into the index.
+    `username` and `ranked` (active and not banned), when the writer read them under the
+    user's row lock, save a query. A failure here loses nothing: the reconciler replays
+    the ledger into the index.
     """
-    user = User.objects.filter(pk=user_id).only("id", "username", "is_active", "is_banned").first()
-    if user is None:
-        return
+    if username is None or ranked is None:
+        user = (
+            User.objects.filter(pk=user_id).only("id", "username", "is_active", "is_banned").first()
+        )
+        if user is None:
+            return None
+        username, ranked = user.username, user.is_active and not user.is_banned
+    found: tuple[int, int] | bool | None = False  # False: not known yet
     if not settings.EMBEDDED:
         try:
-            RedisIndex().apply(
-                user_id=user.pk,
-                username=user.username,
+            _, rank = RedisIndex().apply_and_rank(
+                user_id=user_id,
+                username=username,
                 score=score,
                 reached_at=reached_at,
                 entry_id=entry_id,
-                ranked=user.is_active and not user.is_banned,
+                ranked=ranked,
             )
+            found = (rank, score) if rank is not None else None
+        except IndexColdError:
+            pass  # kept for the rebuild; the rank comes from PostgreSQL below
         except Exception:
             metrics.backing_service_errors.labels("redis").inc()
             logger.warning("index update for %s failed; left to the reconciler", user_id)
     broadcast.mark_dirty()
-    found = leaderboard_rank_and_score(user_id=user.pk)
-    _send_to_user(
-        user.pk, {"type": "me.update", "score": score, "rank": found[0] if found else None}
-    )
+    if found is False:
+        found = leaderboard_rank_and_score(user_id=user_id)
+    rank = found[0] if found else None
+    _send_to_user(user_id, {"type": "me.update", "score": score, "rank": rank})
+    return rank
 
 
 def _send_to_user(user_id: uuid.UUID, message: dict) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from functools import partial
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -17,21 +17,32 @@ from scoreboard.models import ScoreEntry
 logger = logging.getLogger(__name__)
 
 
-def _publish_score_changed(entry: ScoreEntry) -> None:
+@dataclass(frozen=True)
+class LockedUser:
+    """A user's row as the caller read it under its lock, in the current transaction."""
+
+    score: int
+    username: str
+    ranked: bool  # active and not banned
+
+
+def _publish_score_changed(entry: ScoreEntry, locked: LockedUser | None) -> None:
+    """After commit, tell the leaderboard; the user's new rank lands on `entry.rank_after`."""
     # leaderboard reacts to committed changes only; imported here to keep it downstream.
     from leaderboard.services import leaderboard_score_changed
 
-    transaction.on_commit(
-        partial(
-            leaderboard_score_changed,
+    def publish() -> None:
+        entry.rank_after = leaderboard_score_changed(
             user_id=entry.user_id,
             score=entry.score_after,
             previous_score=entry.score_before,
             reached_at=entry.created_at,
             entry_id=entry.pk,
-        ),
-        robust=True,
-    )
+            username=locked.username if locked else None,
+            ranked=locked.ranked if locked else None,
+        )
+
+    transaction.on_commit(publish, robust=True)
 
 
 def ledger_award(
@@ -45,20 +56,20 @@ def ledger_award(
     user_agent: str = "",
     reverses: ScoreEntry | None = None,
     note: str = "",
-    locked_score: int | None = None,
+    locked: LockedUser | None = None,
 ) -> ScoreEntry:
     """Add `delta` to a user's score and record the entry, in the caller's transaction.
 
     Locks the user's row until the transaction ends, so `score_before`/`score_after` are
     exact under concurrent awards. A caller that already holds that lock in this
-    transaction passes the score it read as `locked_score`. The leaderboard hears of it
+    transaction passes what it read under it as `locked`. The leaderboard hears of it
     only after commit.
     """
     now = timezone.now()
     # No savepoint inside a caller's transaction: a failure here aborts it all anyway.
     with transaction.atomic(savepoint=False):
         # The row lock makes read-then-update exact; the F() update keeps it atomic anyway.
-        before = locked_score
+        before = locked.score if locked else None
         if before is None:
             before = (
                 User.objects.select_for_update().filter(pk=user_id).values_list("score", flat=True)
@@ -80,7 +91,7 @@ def ledger_award(
             note=note[:255],
             created_at=now,
         )
-        _publish_score_changed(entry)
+        _publish_score_changed(entry, locked)
     return entry
 
 
