@@ -40,7 +40,7 @@ system-deps:
 run: install
 	$(PY) manage.py bootstrap
 	@mkdir -p staticfiles
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)

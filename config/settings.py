@@ -7,12 +7,15 @@ real stack. `.env.example` documents every variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from scoreboard.logs import logging_config  # imports nothing of Django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response (probes, errors, 413s) carries X-Request-ID.
+    "scoreboard.request_id.RequestIdMiddleware",
     "scoreboard.middleware.HealthCheckMiddleware",
     "scoreboard.middleware.MetricsMiddleware",
     "scoreboard.middleware.RequestSizeLimitMiddleware",
@@ -426,21 +431,30 @@ X_FRAME_OPTIONS = "DENY"
 # the right by that many hops, so a client cannot forge its own IP.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# /metrics answers clients in these networks (the client IP as scoreboard.http reads it,
+# so behind nginx the scraper's own address), or any client sending
+# `Authorization: Bearer <METRICS_TOKEN>`. Everyone else gets 403 (401 for a bad token).
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+try:
+    METRICS_NETWORKS = [ipaddress.ip_network(n, strict=False) for n in METRICS_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from exc
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # ---------------------------------------------------------------------------------------
 # Logging
 # ---------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
+# json: one JSON object per line on stderr (production); text: readable lines (`make run`).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOGGING = logging_config(
+    fmt=LOG_FORMAT,
+    level=LOG_LEVEL,
+    loggers={
         "django.db.backends": {"level": "INFO"},
         # daphne logs the full request path, query string (and so ?token=) included.
         "daphne.access": {"level": "WARNING"},
     },
-}
+)
