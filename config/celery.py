@@ -6,13 +6,12 @@ Celery's own format, and each task runs with the request id of the request that 
 """
 
 import logging
-import logging.config
 import os
 from typing import Any
 
 from celery import Celery, signals
 
-from scoreboard.logs import request_id_var
+from scoreboard.logs import configure, request_id_var
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -29,7 +28,7 @@ def _configure_logging(**kwargs: Any) -> None:
     """Connected, so Celery leaves the root logger to Django's LOGGING."""
     from django.conf import settings
 
-    logging.config.dictConfig(settings.LOGGING)
+    configure(settings.LOGGING)
 
 
 @signals.before_task_publish.connect

@@ -449,6 +449,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOGGING_CONFIG = "scoreboard.logs.configure"
 LOGGING = logging_config(
     fmt=LOG_FORMAT,
     level=LOG_LEVEL,

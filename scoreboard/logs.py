@@ -8,6 +8,7 @@ Django is set up, and by the Celery app, so it imports nothing of Django at modu
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
 from contextvars import ContextVar
 from typing import Any
@@ -90,6 +91,48 @@ class GunicornAccessFilter(logging.Filter):
         return True
 
 
+class DaphneAccessLog:
+    """daphne's access log as log records (daphne writes NCSA text to stdout itself).
+
+    daphne builds its access logger after it has imported the ASGI application, so
+    config/asgi.py puts this class in its place: same events, in the process's log
+    format, and the path without its query string.
+    """
+
+    logger = logging.getLogger("daphne.requests")
+
+    def __init__(self, stream: Any = None) -> None:
+        pass
+
+    def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
+        # daphne's HTTP "path" is the raw URI, query string (and so ?token=) included.
+        path = str(details.get("path") or "").split("?", 1)[0]
+        fields = {"protocol": protocol, "action": action, "path": path}
+        fields["remote_addr"] = details.get("client")
+        if protocol == "http":
+            if action != "complete":
+                return
+            fields.update(
+                method=details.get("method"),
+                status=details.get("status"),
+                bytes=details.get("size"),
+            )
+            self.logger.info(
+                "%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields
+            )
+        else:
+            self.logger.info("websocket %s %s", action, fields["path"], extra=fields)
+
+
+def install_daphne_access_log() -> None:
+    """Under the daphne command, log its access lines through logging (see above)."""
+    import sys
+
+    cli = sys.modules.get("daphne.cli")
+    if cli is not None:
+        cli.AccessLogGenerator = DaphneAccessLog  # type: ignore[attr-defined]
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
@@ -147,3 +190,10 @@ def logging_config(*, fmt: str, level: str, loggers: dict[str, Any] | None = Non
         "root": {"handlers": ["console"], "level": level},
         "loggers": loggers or {},
     }
+
+
+def configure(config: dict) -> None:
+    """LOGGING_CONFIG: apply `config`, and send Python warnings through it too, so they
+    come out as log lines of the same format rather than raw text on stderr."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)

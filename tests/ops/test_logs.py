@@ -137,3 +137,28 @@ def test_settings_refuse_an_unknown_log_format() -> None:
     )
     assert result.returncode != 0
     assert "LOG_FORMAT" in result.stderr
+
+
+def test_daphnes_access_lines_become_records_without_the_query_string(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from scoreboard.logs import DaphneAccessLog
+
+    log = DaphneAccessLog()
+    with caplog.at_level(logging.INFO, logger="daphne.requests"):
+        log(
+            "http",
+            "complete",
+            {
+                "path": "/me/?token=s3cret",
+                "status": 200,
+                "method": "GET",
+                "client": "127.0.0.1:5000",
+                "size": 10,
+            },
+        )
+        log("websocket", "connected", {"path": "/ws/leaderboard/", "client": "127.0.0.1:5001"})
+    first, second = caplog.records
+    assert first.path == "/me/"
+    assert "s3cret" not in caplog.text
+    assert second.action == "connected"
