@@ -143,6 +143,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 
+# Where pg_dump and pg_restore are (`backup` / `restore`); default: found on PATH.
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
+
 # ---------------------------------------------------------------------------------------
 # Redis: cache, rate limits, channel layer, Celery broker
 # ---------------------------------------------------------------------------------------
