@@ -11,6 +11,7 @@ import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -72,6 +73,7 @@ MIDDLEWARE = [
     "scoreboard.middleware.HealthCheckMiddleware",
     "scoreboard.middleware.MetricsMiddleware",
     "scoreboard.middleware.RequestSizeLimitMiddleware",
+    "scoreboard.db_router.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -143,6 +145,30 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 
+# A streaming read replica (PostgreSQL hot standby): reads that may lag a moment go there,
+# writes and read-your-own-writes stay on the primary (scoreboard/db_router.py says which
+# reads; docs/scaling.md). Unset: one database.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_ROUTES = env.list(
+    "DATABASE_REPLICA_ROUTES", default=["leaderboard", "leaderboard-user"]
+)
+DATABASE_ROUTERS = ["scoreboard.db_router.ReplicaRouter"]
+if DATABASE_REPLICA_URL:
+    if not DB_IS_POSTGRES:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL")
+    DATABASES["replica"] = {
+        **env.db_url_config(DATABASE_REPLICA_URL),
+        # The same connection handling as the primary's (pool under daphne).
+        **{
+            k: v
+            for k, v in DATABASES["default"].items()
+            if k in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")
+        },
+        "OPTIONS": {**DATABASES["default"].get("OPTIONS", {})},
+        # Tests read the replica as the primary: no second test database.
+        "TEST": {"MIRROR": "default"},
+    }
+
 # Where pg_dump and pg_restore are (`backup` / `restore`); default: found on PATH.
 PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 
@@ -152,6 +178,31 @@ PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="scoreboard")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+
+
+def _host_ports(name: str, default_port: int) -> list[tuple[str, int]]:
+    """The `host:port,host:port` list of variable `name` as (host, port) pairs."""
+    pairs = []
+    for item in env.list(name, default=[]):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "")
+        try:
+            pairs.append((host.strip(), int(port or default_port)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not host:port") from exc
+    return pairs
+
+
+# Redis Sentinel: "host:port,host:port" of the sentinels and the name of the master they
+# watch. Every Redis client (django-redis, channels-redis, the Celery broker) then asks
+# the sentinels for the current master and follows a failover. REDIS_URL, if set, gives
+# the database number and password (its host part is ignored); docs/scaling.md.
+REDIS_SENTINELS = _host_ports("REDIS_SENTINELS", 26379)
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+if REDIS_SENTINELS:
+    _url = urlparse(REDIS_URL or "redis:///0")
+    _auth = f":{_url.password}@" if _url.password else ""
+    # django-redis's Sentinel convention: the URL's host is the master's name.
+    REDIS_URL = f"redis://{_auth}{REDIS_SENTINEL_MASTER}{_url.path or '/0'}"
 EMBEDDED = not REDIS_URL
 
 if REDIS_URL:
@@ -192,6 +243,27 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+if REDIS_SENTINELS:
+    for _cache in CACHES.values():
+        _cache["OPTIONS"].update(
+            {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": REDIS_SENTINELS,
+                "SENTINEL_KWARGS": {"socket_timeout": REDIS_SOCKET_TIMEOUT},
+            }
+        )
+    _redis = urlparse(REDIS_URL)
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinels": REDIS_SENTINELS,
+            "sentinel_kwargs": {"socket_timeout": REDIS_SOCKET_TIMEOUT},
+            "db": int(_redis.path.lstrip("/") or 0),
+            **({"password": _redis.password} if _redis.password else {}),
+        }
+    ]
+
 # Atomic counters for rate limits (django-ratelimit's core) on the alias that raises.
 RATELIMIT_USE_CACHE = "strict"
 
@@ -206,6 +278,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
+    # kombu's Sentinel transport: one sentinel:// URL per sentinel, the master by name.
+    _db = urlparse(REDIS_URL).path or "/0"
+    _auth = f":{urlparse(REDIS_URL).password}@" if urlparse(REDIS_URL).password else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{h}:{p}{_db}" for h, p in REDIS_SENTINELS)
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": 2}
 # A request that queues a task must not hang on a broker that is down: one quick retry,
 # then the caller logs the failure and carries on (the ledger is already committed).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
