@@ -51,7 +51,7 @@ class RequestContextFilter(logging.Filter):
 
     Django's request loggers attach the HttpRequest itself (`extra={"request": ...}`),
     whose repr is the full path with its query string (so `?token=`): only the method and
-    the path stay.
+    the path stay. Celery's task lines lose the task's arguments.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -64,6 +64,11 @@ class RequestContextFilter(logging.Filter):
             record.request = f"{method} {path}".strip()
         if hasattr(record, "scope"):  # an ASGI scope carries headers and the query string
             del record.scope
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and ("args" in data or "kwargs" in data):
+            # Celery's task lines carry the task's arguments (addresses, payloads): the
+            # task's name and id identify it well enough.
+            record.data = {k: v for k, v in data.items() if k not in ("args", "kwargs")}
         return True
 
 

@@ -162,3 +162,14 @@ def test_daphnes_access_lines_become_records_without_the_query_string(
     assert first.path == "/me/"
     assert "s3cret" not in caplog.text
     assert second.action == "connected"
+
+
+def test_celery_task_lines_lose_the_tasks_arguments(captured: io.StringIO) -> None:
+    logging.getLogger("celery.app.trace").info(
+        "Task %(name)s succeeded",
+        {"name": "fraud.completion_audit"},
+        extra={"data": {"id": "t1", "name": "x", "args": "('a',)", "kwargs": "{'ip': '10.9.8.7'}"}},
+    )
+    (line,) = lines(captured)
+    assert line["data"] == {"id": "t1", "name": "x"}
+    assert "10.9.8.7" not in captured.getvalue()
