@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install system-deps run test lint format bench stack clean
+.PHONY: install system-deps run test lint format bench stack clean backup restore
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,7 +40,7 @@ system-deps:
 run: install
 	$(PY) manage.py bootstrap
 	@mkdir -p staticfiles
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -63,3 +63,13 @@ clean:
 # PostgreSQL and Redis: `make stack` then http://127.0.0.1:8080/.
 stack: install system-deps
 	$(PY) -m deploy.stack $(STACK_ARGS)
+
+# Backups of PostgreSQL (Redis is rebuilt from it): `make backup` writes
+# backups/scoreboard-<time>.dump; `make restore FILE=backups/x.dump` restores it into an
+# empty database (RESTORE_ARGS=--replace to overwrite one) and rebuilds the index.
+backup: install
+	$(PY) manage.py backup $(if $(FILE),--output $(FILE),)
+
+restore: install
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/scoreboard-....dump"; exit 2; }
+	$(PY) manage.py restore $(FILE) $(RESTORE_ARGS)

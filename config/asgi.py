@@ -10,6 +10,10 @@ from django.core.asgi import get_asgi_application
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from scoreboard.logs import install_daphne_access_log  # noqa: E402
+
+install_daphne_access_log()
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket import WebSocketAuthMiddlewareStack  # noqa: E402

@@ -7,12 +7,16 @@ real stack. `.env.example` documents every variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from scoreboard.logs import logging_config  # imports nothing of Django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,9 +68,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response (probes, errors, 413s) carries X-Request-ID.
+    "scoreboard.request_id.RequestIdMiddleware",
     "scoreboard.middleware.HealthCheckMiddleware",
     "scoreboard.middleware.MetricsMiddleware",
     "scoreboard.middleware.RequestSizeLimitMiddleware",
+    "scoreboard.db_router.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -138,12 +145,64 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 
+# A streaming read replica (PostgreSQL hot standby): reads that may lag a moment go there,
+# writes and read-your-own-writes stay on the primary (scoreboard/db_router.py says which
+# reads; docs/scaling.md). Unset: one database.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_ROUTES = env.list(
+    "DATABASE_REPLICA_ROUTES", default=["leaderboard", "leaderboard-user"]
+)
+DATABASE_ROUTERS = ["scoreboard.db_router.ReplicaRouter"]
+if DATABASE_REPLICA_URL:
+    if not DB_IS_POSTGRES:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL")
+    DATABASES["replica"] = {
+        **env.db_url_config(DATABASE_REPLICA_URL),
+        # The same connection handling as the primary's (pool under daphne).
+        **{
+            k: v
+            for k, v in DATABASES["default"].items()
+            if k in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")
+        },
+        "OPTIONS": {**DATABASES["default"].get("OPTIONS", {})},
+        # Tests read the replica as the primary: no second test database.
+        "TEST": {"MIRROR": "default"},
+    }
+
+# Where pg_dump and pg_restore are (`backup` / `restore`); default: found on PATH.
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
+
 # ---------------------------------------------------------------------------------------
 # Redis: cache, rate limits, channel layer, Celery broker
 # ---------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="scoreboard")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+
+
+def _host_ports(name: str, default_port: int) -> list[tuple[str, int]]:
+    """The `host:port,host:port` list of variable `name` as (host, port) pairs."""
+    pairs = []
+    for item in env.list(name, default=[]):
+        host, _, port = item.strip().rpartition(":") if ":" in item else (item, "", "")
+        try:
+            pairs.append((host.strip(), int(port or default_port)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not host:port") from exc
+    return pairs
+
+
+# Redis Sentinel: "host:port,host:port" of the sentinels and the name of the master they
+# watch. Every Redis client (django-redis, channels-redis, the Celery broker) then asks
+# the sentinels for the current master and follows a failover. REDIS_URL, if set, gives
+# the database number and password (its host part is ignored); docs/scaling.md.
+REDIS_SENTINELS = _host_ports("REDIS_SENTINELS", 26379)
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+if REDIS_SENTINELS:
+    _url = urlparse(REDIS_URL or "redis:///0")
+    _auth = f":{_url.password}@" if _url.password else ""
+    # django-redis's Sentinel convention: the URL's host is the master's name.
+    REDIS_URL = f"redis://{_auth}{REDIS_SENTINEL_MASTER}{_url.path or '/0'}"
 EMBEDDED = not REDIS_URL
 
 if REDIS_URL:
@@ -184,6 +243,27 @@ else:
     }
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+if REDIS_SENTINELS:
+    for _cache in CACHES.values():
+        _cache["OPTIONS"].update(
+            {
+                "CLIENT_CLASS": "django_redis.client.SentinelClient",
+                "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+                "SENTINELS": REDIS_SENTINELS,
+                "SENTINEL_KWARGS": {"socket_timeout": REDIS_SOCKET_TIMEOUT},
+            }
+        )
+    _redis = urlparse(REDIS_URL)
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [
+        {
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinels": REDIS_SENTINELS,
+            "sentinel_kwargs": {"socket_timeout": REDIS_SOCKET_TIMEOUT},
+            "db": int(_redis.path.lstrip("/") or 0),
+            **({"password": _redis.password} if _redis.password else {}),
+        }
+    ]
+
 # Atomic counters for rate limits (django-ratelimit's core) on the alias that raises.
 RATELIMIT_USE_CACHE = "strict"
 
@@ -198,6 +278,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
+    # kombu's Sentinel transport: one sentinel:// URL per sentinel, the master by name.
+    _db = urlparse(REDIS_URL).path or "/0"
+    _auth = f":{urlparse(REDIS_URL).password}@" if urlparse(REDIS_URL).password else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{h}:{p}{_db}" for h, p in REDIS_SENTINELS)
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": 2}
 # A request that queues a task must not hang on a broker that is down: one quick retry,
 # then the caller logs the failure and carries on (the ledger is already committed).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
@@ -428,21 +515,31 @@ X_FRAME_OPTIONS = "DENY"
 # the right by that many hops, so a client cannot forge its own IP.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# /metrics answers clients in these networks (the client IP as scoreboard.http reads it,
+# so behind nginx the scraper's own address), or any client sending
+# `Authorization: Bearer <METRICS_TOKEN>`. Everyone else gets 403 (401 for a bad token).
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+try:
+    METRICS_NETWORKS = [ipaddress.ip_network(n, strict=False) for n in METRICS_ALLOWED_NETWORKS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {exc}") from exc
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # ---------------------------------------------------------------------------------------
 # Logging
 # ---------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
+# json: one JSON object per line on stderr (production); text: readable lines (`make run`).
+LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOGGING_CONFIG = "scoreboard.logs.configure"
+LOGGING = logging_config(
+    fmt=LOG_FORMAT,
+    level=LOG_LEVEL,
+    loggers={
         "django.db.backends": {"level": "INFO"},
         # daphne logs the full request path, query string (and so ?token=) included.
         "daphne.access": {"level": "WARNING"},
     },
-}
+)

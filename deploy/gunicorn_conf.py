@@ -2,6 +2,8 @@
 
 import os
 
+from scoreboard.logs import logging_config
+
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 worker_class = "sync"
@@ -11,9 +13,28 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
-# No query string in access logs: tokens must never be written to a log.
-access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+# No query string in access logs: tokens must never be written to a log. In JSON the
+# fields come from scoreboard.logs.GunicornAccessFilter, which keeps the same safe atoms.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# gunicorn's own logs (errors and access) on stderr in the format of the app's (LOG_FORMAT).
+_handler = {
+    "class": "logging.StreamHandler",
+    "stream": "ext://sys.stderr",
+    "formatter": "json" if os.environ.get("LOG_FORMAT", "json").lower() == "json" else "text",
+}
+logconfig_dict = logging_config(
+    fmt=os.environ.get("LOG_FORMAT", "json").lower(),
+    level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+)
+logconfig_dict["filters"]["gunicorn_access"] = {"()": "scoreboard.logs.GunicornAccessFilter"}
+logconfig_dict["handlers"]["gunicorn_error"] = {**_handler, "filters": ["request_context"]}
+logconfig_dict["handlers"]["gunicorn_access"] = {**_handler, "filters": ["gunicorn_access"]}
+logconfig_dict["loggers"] = {
+    "gunicorn.error": {"handlers": ["gunicorn_error"], "level": "INFO", "propagate": False},
+    "gunicorn.access": {"handlers": ["gunicorn_access"], "level": "INFO", "propagate": False},
+}
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from scoreboard.errors import ApplicationError
+from scoreboard.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,14 @@ _DRF_CODES: dict[type[drf.APIException], str] = {
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def with_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    """A 5xx envelope with `details.requestId`, so a user's report finds its log lines."""
+    request_id = request_id_var.get()
+    if request_id:
+        body["error"]["details"] = {**body["error"]["details"], "requestId": request_id}
+    return body
 
 
 def camel(name: str) -> str:
@@ -108,5 +117,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body = error_body("service_unavailable", "The database is unavailable; try again.")
     else:
         return None  # a real bug: Django's handler500 renders the envelope and logs it
+    if status >= 500:
+        body = with_request_id(body)
     set_rollback()
     return Response(body, status=status, headers=headers)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from scoreboard import metrics as service_metrics
-from scoreboard.exceptions import error_body
+from scoreboard.exceptions import error_body, with_request_id
 from scoreboard.health import readiness
+from scoreboard.http import client_ip
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -20,16 +25,47 @@ def readyz(request: HttpRequest) -> JsonResponse:
     down = sorted(name for name, check in checks.items() if not check["ok"])
     body = {"status": "ok" if not down else "unavailable", "checks": checks}
     if down:
-        body["error"] = error_body(
-            "service_unavailable", f"Unavailable: {', '.join(down)}.", {"down": down}
+        body["error"] = with_request_id(
+            error_body("service_unavailable", f"Unavailable: {', '.join(down)}.", {"down": down})
         )["error"]
     return JsonResponse(body, status=503 if down else 200)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition of this instance's processes."""
+    """Prometheus exposition of this instance's processes, for allowed scrapers only."""
+    refused = metrics_refusal(request)
+    if refused is not None:
+        return refused
     body, content_type = service_metrics.render()
     return HttpResponse(body, content_type=content_type)
+
+
+def metrics_refusal(request: HttpRequest) -> JsonResponse | None:
+    """None when the caller may read /metrics: a right bearer token, or no Authorization
+    header and a client address in METRICS_ALLOWED_NETWORKS. Else the refusal."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        scheme, _, offered = authorization.partition(" ")
+        expected = settings.METRICS_TOKEN
+        if (
+            expected
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(offered.strip().encode(), expected.encode())
+        ):
+            return None
+        return JsonResponse(
+            error_body("authentication_failed", "The metrics token is not valid."),
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    address = client_ip(request)
+    ip = ipaddress.ip_address(address) if address else None
+    if ip is not None and any(ip in network for network in settings.METRICS_NETWORKS):
+        return None
+    return JsonResponse(
+        error_body("permission_denied", "Metrics are not available from this address."),
+        status=403,
+    )
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
@@ -46,6 +82,8 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
-        error_body("internal_error", "An unexpected error occurred; it has been logged."),
+        with_request_id(
+            error_body("internal_error", "An unexpected error occurred; it has been logged.")
+        ),
         status=500,
     )

@@ -71,3 +71,29 @@ def test_it_aggregates_metrics_of_every_process(stack: Stack) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         text = response.read().decode()
     assert 'route="unmatched",status="404"' in text
+
+
+def test_it_logs_json_lines_with_the_request_id_it_returns(stack: Stack) -> None:
+    import time
+    import uuid
+    from pathlib import Path
+
+    sent = f"e2e-{uuid.uuid4().hex}"
+    status, headers, _ = fetch(f"{stack.url}/api/v1/no-such-thing/", headers={"X-Request-ID": sent})
+    assert status == 404
+    request_id = headers["X-Request-ID"]
+    # nginx may pass the client's id on or put its own: either way one id, echoed back.
+    assert request_id
+    log = Path(stack.workdir) / "gunicorn-0.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        mine = [line for line in lines if line.get("request_id") == request_id]
+        if mine:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"no JSON log line with request id {request_id}")
+    access = next(line for line in mine if line["logger"] == "gunicorn.access")
+    assert access["status"] == 404
+    assert access["path"] == "/api/v1/no-such-thing/"
