@@ -167,3 +167,19 @@ async def test_it_coalesces_a_burst_into_a_few_pushes() -> None:
     versions = [p["version"] for p in pushes]
     assert versions == list(range(versions[0], versions[0] + len(versions)))
     await communicator.disconnect()
+
+
+async def test_it_receives_a_push_once_per_process_for_all_its_sockets() -> None:
+    from leaderboard.broadcast import subscriber
+
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+    communicators = [await connect() for _ in range(3)]
+    for communicator in communicators:
+        await next_of(communicator, "leaderboard.snapshot")
+    before = subscriber.received
+    await award(user_id=alice.pk, delta=5)
+    updates = [await next_of(communicator, "leaderboard.update") for communicator in communicators]
+    assert len({update["version"] for update in updates}) == 1
+    assert subscriber.received - before == 1
+    for communicator in communicators:
+        await communicator.disconnect()
