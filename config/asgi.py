@@ -1,6 +1,8 @@
 """ASGI entry point (daphne): WebSockets, and HTTP too in the embedded default."""
 
+import contextlib
 import os
+import resource
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SCOREBOARD_SERVER_ROLE", "asgi")
@@ -15,6 +17,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from accounts.websocket import WebSocketAuthMiddlewareStack  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 from leaderboard.security import AllowedHostsOriginValidator  # noqa: E402
+
+# Every open WebSocket is a file descriptor: let daphne use the hard limit, not the soft one.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _soft != resource.RLIM_INFINITY and (_hard == resource.RLIM_INFINITY or _soft < _hard):
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
 
 application = ProtocolTypeRouter(
     {
