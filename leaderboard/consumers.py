@@ -22,6 +22,9 @@ FLOOD_SECONDS = 5.0
 # Application close codes (daphne sends only 1000 or 3000-4999 from an application).
 CLOSE_TOO_BIG = 4009
 CLOSE_POLICY = 4008
+# The server's own `send` for this socket, set by config.asgi before any middleware wraps
+# it: the broadcaster writes board updates through it (leaderboard.broadcast.LocalViewers).
+SERVER_SEND = "scoreboard.server_send"
 
 
 def _snapshot() -> str:
@@ -71,7 +74,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         await broadcast.subscriber.ensure_running()
         broadcast.broadcaster.ensure_running()
-        broadcast.viewers.add(id(self), self.base_send)
+        broadcast.viewers.add(id(self), self.base_send, self.scope.get(SERVER_SEND))
         await self.send(text_data=await sync_to_async(_snapshot)())
 
     async def disconnect(self, code: int) -> None:
