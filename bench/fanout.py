@@ -26,9 +26,11 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +39,16 @@ from typing import Any
 import httpx
 
 from bench.swarm import Swarm, Target
-from deploy.stack import ROOT, Stack, free_port
+from deploy.stack import (
+    ROOT,
+    NginxSizing,
+    Process,
+    Stack,
+    free_port,
+    nginx_binary,
+    nginx_config,
+    wait_http,
+)
 
 FANOUT_ACTION = "bench-fanout"
 PLAYERS = 10
@@ -203,22 +214,65 @@ class RawServer:
             self.proc.wait(timeout=5)
 
 
-async def _raw_run(n: int, args: argparse.Namespace) -> dict[str, Any]:
+class RawBehindNginx:
+    """An nginx with the stack's configuration whose `ws` upstream is the raw server."""
+
+    def __init__(self, raw: RawServer, web_port: int) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="scoreboard-raw-nginx-"))
+        (self.workdir / "nginx-temp").mkdir(mode=0o777)
+        self.workdir.chmod(0o755)
+        self.port = free_port()
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(
+            nginx_config(
+                port=self.port,
+                web=[web_port],
+                ws=[raw.port],
+                workdir=self.workdir,
+                sizing=NginxSizing.for_this_machine(),
+            )
+        )
+        argv = [nginx_binary(), "-c", str(conf), "-p", str(self.workdir)]
+        self.proc = Process("raw-nginx", argv, dict(os.environ), self.workdir / "nginx.log")
+        self.proc.start()
+        wait_http(f"http://127.0.0.1:{self.port}/healthz", proc=self.proc)
+
+    def pids(self) -> list[int]:
+        pid = self.proc.popen.pid  # type: ignore[union-attr]
+        return [pid, *_children(pid)]
+
+    def stop(self) -> None:
+        self.proc.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def _raw_run(
+    n: int, args: argparse.Namespace, *, behind_nginx_of: Stack | None = None
+) -> dict[str, Any]:
     server = RawServer(args.rate)
-    swarm = Swarm(Target("127.0.0.1", server.port, "/", SOURCE_IPS), n, processes=args.swarm)
+    proxy = RawBehindNginx(server, behind_nginx_of.web_ports[0]) if behind_nginx_of else None
+    target = (
+        Target("127.0.0.1", proxy.port, "/ws/leaderboard/", SOURCE_IPS)
+        if proxy
+        else Target("127.0.0.1", server.port, "/", SOURCE_IPS)
+    )
+    swarm = Swarm(target, n, processes=args.swarm)
+    groups = {"raw": [server.proc.pid], **({"nginx": proxy.pids()} if proxy else {})}
     try:
-        meter = Meter({"raw": [server.proc.pid]})
+        meter = Meter(groups)
         rss_before = meter.rss()["raw"]
         connected = await asyncio.to_thread(swarm.connect)
         rss_after = meter.rss()["raw"]
         await asyncio.sleep(1.0)
         swarm.measure()
-        meter = Meter({"raw": [server.proc.pid]})
+        meter = Meter(groups)
         await asyncio.sleep(args.seconds + 1.0)
         workers = await asyncio.to_thread(swarm.stop)
         cpu = meter.cpu_percent()
     finally:
         await asyncio.to_thread(swarm.close)
+        if proxy:
+            proxy.stop()
         server.stop()
     samples = _samples(workers)
     # The raw server's every push is an event of its own, committed at its push time.
@@ -434,6 +488,9 @@ async def fanout(world: Any, args: argparse.Namespace) -> dict[str, Any]:
         print(f"   {n} viewers: raw baseline", flush=True)
         raw = await _raw_run(n, args)
         await asyncio.sleep(2.0)
+        print(f"   {n} viewers: raw baseline through nginx", flush=True)
+        raw_nginx = await _raw_run(n, args, behind_nginx_of=world.stack)
+        await asyncio.sleep(2.0)
         print(f"   {n} viewers: service through nginx", flush=True)
         service = await _stack_run(n, world, players, args)
         await asyncio.sleep(3.0)
@@ -442,7 +499,21 @@ async def fanout(world: Any, args: argparse.Namespace) -> dict[str, Any]:
             if service["p99_ms"] and raw["p99_ms"]
             else None
         )
-        rows.append({"viewers": n, "service": service, "raw": raw, "p99_vs_raw": ratio})
+        ratio_nginx = (
+            round(service["p99_ms"] / raw_nginx["p99_ms"], 1)
+            if service["p99_ms"] and raw_nginx["p99_ms"]
+            else None
+        )
+        rows.append(
+            {
+                "viewers": n,
+                "service": service,
+                "raw": raw,
+                "raw_through_nginx": raw_nginx,
+                "p99_vs_raw": ratio,
+                "p99_vs_raw_through_nginx": ratio_nginx,
+            }
+        )
     result: dict[str, Any] = {
         "rate_per_s": args.rate,
         "seconds": args.seconds,
@@ -460,16 +531,17 @@ async def fanout(world: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| viewers | connected | service p50 / p99 ms | raw p50 / p99 ms | p99 vs raw "
-        "| unseen pairs | daphne CPU % | swarm CPU % (service / raw) "
-        "| KiB per socket (service / raw) |",
+        "| viewers | connected | service p50 / p99 ms | raw p50 / p99 ms (ratio of p99) "
+        "| raw through nginx p50 / p99 ms (ratio) | unseen pairs | daphne CPU % "
+        "| swarm CPU % (service / raw) | KiB per socket (service / raw) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["sizes"]:
-        s, r = row["service"], row["raw"]
+        s, r, rn = row["service"], row["raw"], row["raw_through_nginx"]
         lines.append(
             f"| {row['viewers']} | {s['connected']} | {s['p50_ms']} / {s['p99_ms']} "
-            f"| {r['p50_ms']} / {r['p99_ms']} | {row['p99_vs_raw']} "
+            f"| {r['p50_ms']} / {r['p99_ms']} ({row['p99_vs_raw']}) "
+            f"| {rn['p50_ms']} / {rn['p99_ms']} ({row['p99_vs_raw_through_nginx']}) "
             f"| {s['pairs_unseen']} of {s['pairs_seen'] + s['pairs_unseen']} "
             f"| {s['server_cpu_percent']['daphne']} "
             f"| {s['swarm_cpu_percent_total']} / {r['swarm_cpu_percent_total']} "
