@@ -273,6 +273,9 @@ class LocalViewers:
     def add(self, key: int, send: Send, server_send: Any = None) -> None:
         socket = _daphne_socket(server_send) if server_send is not None else None
         if socket is not None:
+            # Twisted leaves Nagle on (asyncio turns it off): a push must leave at once.
+            with contextlib.suppress(AttributeError, OSError):
+                socket.transport.setTcpNoDelay(True)
             self.sockets[key] = socket
         else:
             self.sends[key] = send
