@@ -23,13 +23,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import scenarios
+from bench import fanout, scenarios
 from deploy.stack import DEFAULT_REDIS_URL, Stack
 
 SCENARIOS = {
     "read": scenarios.read,
     "write": scenarios.write,
-    "fanout": scenarios.fanout,
+    "fanout": fanout.fanout,
 }
 # Scenarios that start what they need themselves, in a process of their own, before the
 # stack (see bench/index.py).
@@ -51,10 +51,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent HTTP clients")
-    parser.add_argument("--viewers", type=int, default=300, help="WebSocket viewers (fanout)")
+    parser.add_argument(
+        "--viewers",
+        default="1000,5000,10000",
+        help="comma-separated viewer counts for fanout (default 1000,5000,10000)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=5.0, help="completions per second during fanout (5)"
+    )
+    parser.add_argument(
+        "--swarm", type=int, default=2, help="viewer swarm processes for fanout (default 2)"
+    )
+    parser.add_argument(
+        "--idle",
+        type=int,
+        default=0,
+        help="also hold this many idle sockets on one daphne process and the raw server",
+    )
     parser.add_argument("--users", type=int, default=200, help="players to create")
     parser.add_argument("--web", type=int, default=1, help="gunicorn instances (2 workers each)")
-    parser.add_argument("--ws", type=int, default=1, help="daphne instances")
+    parser.add_argument("--ws", type=int, default=2, help="daphne instances (default 2)")
     parser.add_argument(
         "--index-sizes", default="10000,1000000", help="ranked users for the index scenario"
     )

@@ -1,18 +1,14 @@
-"""The benchmark scenarios: REST reads, completions, and WebSocket fan-out."""
+"""The benchmark scenarios: REST reads and completions (fan-out is in bench/fanout.py)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
-import websockets
 
 from bench.load import LoadResult, closed_loop
 from deploy.stack import Stack
@@ -174,100 +170,3 @@ async def write(world: World, args: argparse.Namespace) -> dict[str, Any]:
             "start + complete", completion, concurrency=args.concurrency, seconds=args.seconds
         )
     return {baseline.name: _ratio(baseline, baseline), result.name: _ratio(result, baseline)}
-
-
-async def fanout(world: World, args: argparse.Namespace) -> dict[str, Any]:
-    """Live updates to many viewers while completions stream in.
-
-    Reports pushes per viewer per second (coalescing bounds it by the interval), and the
-    delay from sending a completion to a viewer seeing its score, against the ping/pong
-    round trip on the same socket path measured in the same run.
-    """
-    url = world.stack.url.replace("http://", "ws://") + "/ws/leaderboard/"
-    origin = world.stack.url
-    sockets = []
-    for batch in range(0, args.viewers, 50):
-        sockets += await asyncio.gather(
-            *(
-                websockets.connect(url, origin=origin, max_queue=None, open_timeout=30)
-                for _ in range(min(50, args.viewers - batch))
-            )
-        )
-    for ws in sockets:  # the snapshot every viewer gets on connect
-        await asyncio.wait_for(ws.recv(), timeout=30)
-
-    rtts = []
-    for _ in range(12):  # paced: the server closes sockets that flood it
-        await asyncio.sleep(0.3)
-        start = time.perf_counter()
-        await sockets[0].send(json.dumps({"type": "ping"}))
-        while json.loads(await asyncio.wait_for(sockets[0].recv(), timeout=10))["type"] != "pong":
-            pass
-        rtts.append(time.perf_counter() - start)
-    rtts.sort()
-
-    seen: dict[tuple[str, int], float] = {}  # (userId, score) -> first time a viewer saw it
-    pushes = [0] * len(sockets)
-    stop = asyncio.Event()
-
-    async def watch(index: int, ws: Any) -> None:
-        while not stop.is_set():
-            try:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
-            except TimeoutError:
-                continue
-            except websockets.ConnectionClosed:
-                return
-            if frame.get("type") != "leaderboard.update":
-                continue
-            pushes[index] += 1
-            now = time.perf_counter()
-            for entry in frame["entries"]:
-                seen.setdefault((entry["userId"], entry["score"]), now)
-
-    watchers = [asyncio.create_task(watch(i, ws)) for i, ws in enumerate(sockets)]
-    sent: list[tuple[float, str, int]] = []
-    async with _client(world, args.concurrency) as client:
-
-        async def completion(w: int, i: int) -> int:
-            index = w + i * args.concurrency
-            started = time.perf_counter()
-            status, body = await _complete_once(client, world, index)
-            if status == 200:
-                sent.append(
-                    (started, world.user_ids[index % len(world.user_ids)], body["newScore"])
-                )
-            return status
-
-        started = time.perf_counter()
-        load = await closed_loop(
-            "completions during fan-out",
-            completion,
-            concurrency=args.concurrency,
-            seconds=args.seconds,
-        )
-        elapsed = time.perf_counter() - started
-    await asyncio.sleep(1.0)  # let the last coalesced push arrive
-    stop.set()
-    await asyncio.gather(*watchers)
-    for ws in sockets:
-        await ws.close()
-
-    delays = sorted(seen[(uid, score)] - t for t, uid, score in sent if (uid, score) in seen)
-    rtt_p50 = rtts[len(rtts) // 2]
-
-    def pct(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-    return {
-        "viewers": len(sockets),
-        "completions_per_s": round(load.rps, 1),
-        "completion_errors": load.errors,
-        "pushes_per_viewer_per_s": round(sum(pushes) / len(pushes) / elapsed, 2),
-        "max_pushes_per_viewer_per_s": round(max(pushes) / elapsed, 2),
-        "ping_rtt_p50_ms (baseline)": round(rtt_p50 * 1000, 2),
-        "seen_delay_p50_ms": round(pct(delays, 0.5) * 1000, 1),
-        "seen_delay_p99_ms": round(pct(delays, 0.99) * 1000, 1),
-        "seen_delay_p50_vs_rtt": round(pct(delays, 0.5) / rtt_p50, 1) if delays else None,
-        "completions_seen_in_top_n": len(delays),
-    }

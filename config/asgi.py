@@ -1,6 +1,9 @@
 """ASGI entry point (daphne): WebSockets, and HTTP too in the embedded default."""
 
+import contextlib
 import os
+import resource
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SCOREBOARD_SERVER_ROLE", "asgi")
@@ -17,14 +20,35 @@ install_daphne_access_log()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket import WebSocketAuthMiddlewareStack  # noqa: E402
+from leaderboard.consumers import SERVER_SEND  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 from leaderboard.security import AllowedHostsOriginValidator  # noqa: E402
+
+# Every open WebSocket is a file descriptor: let daphne use the hard limit, not the soft one.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _soft != resource.RLIM_INFINITY and (_hard == resource.RLIM_INFINITY or _soft < _hard):
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_hard, _hard))
+
+
+class ServerSendInScope:
+    """Keep the server's own `send` in the scope: the session middleware wraps `send` for
+    every message, which the per-socket write of a board push does not need."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        return await self.inner({**scope, SERVER_SEND: send}, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": ServerSendInScope(
+            AllowedHostsOriginValidator(
+                WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            )
         ),
     }
 )

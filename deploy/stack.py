@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -118,20 +119,85 @@ def ensure_database(database_url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')  # name comes from our own settings
 
 
-def nginx_config(*, port: int, web: list[int], ws: list[int], workdir: Path) -> str:
-    def servers(ports: list[int]) -> str:
-        return " ".join(f"server 127.0.0.1:{p};" for p in ports)
+# Connections each nginx worker keeps for plain HTTP whatever the WebSocket crowd does:
+# a proxied WebSocket holds two of a worker's connections (client and upstream), so the
+# sockets a worker may proxy are capped at (worker_connections - REST_RESERVE) / 2 with
+# `max_conns` on the daphne upstreams (per worker without a shared zone). A flood past
+# that gets nginx's 503 and never takes the connections a completion request needs.
+REST_RESERVE = 1024
+# File descriptors a process keeps for everything but client sockets (logs, upstream
+# keepalive, listeners, Redis, PostgreSQL).
+FD_RESERVE = 64
+NOFILE_CEILING = 1_048_576
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; return the new limit.
+
+    Children started afterwards (daphne, nginx) inherit it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = NOFILE_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return min(target, NOFILE_CEILING)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
+
+
+@dataclass(frozen=True)
+class NginxSizing:
+    """nginx sized for the file-descriptor limit: see REST_RESERVE."""
+
+    worker_processes: int
+    rlimit_nofile: int
+
+    @property
+    def worker_connections(self) -> int:
+        return self.rlimit_nofile - FD_RESERVE
+
+    @property
+    def websockets_per_worker(self) -> int:
+        return max(1, (self.worker_connections - REST_RESERVE) // 2)
+
+    @property
+    def websockets_total(self) -> int:
+        return self.websockets_per_worker * self.worker_processes
+
+    def max_conns_per_server(self, servers: int) -> int:
+        return max(1, self.websockets_per_worker // max(1, servers))
+
+    @classmethod
+    def for_this_machine(cls, workers: int | None = None) -> NginxSizing:
+        return cls(
+            worker_processes=workers or min(4, os.cpu_count() or 1),
+            rlimit_nofile=raise_nofile_limit(),
+        )
+
+
+def nginx_config(
+    *, port: int, web: list[int], ws: list[int], workdir: Path, sizing: NginxSizing | None = None
+) -> str:
+    sizing = sizing or NginxSizing.for_this_machine()
+    max_conns = sizing.max_conns_per_server(len(ws))
+
+    def servers(ports: list[int], extra: str = "") -> str:
+        return " ".join(f"server 127.0.0.1:{p}{extra};" for p in ports)
 
     temp = workdir / "nginx-temp"
+    # reuseport: the kernel spreads new connections evenly over the workers, so no worker
+    # fills up while another idles.
     return f"""
 daemon off;
-worker_processes 1;
+worker_processes {sizing.worker_processes};
+worker_rlimit_nofile {sizing.rlimit_nofile};
 pid {workdir}/nginx.pid;
 error_log {workdir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {sizing.worker_connections}; }}
 http {{
     log_format noquery '$remote_addr "$request_method $uri" $status $body_bytes_sent $request_time';
-    access_log {workdir}/nginx-access.log noquery;
+    access_log {workdir}/nginx-access.log noquery buffer=64k flush=1s;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;
     fastcgi_temp_path {temp}/fastcgi;
@@ -139,10 +205,10 @@ http {{
     scgi_temp_path {temp}/scgi;
     server_tokens off;
     upstream web {{ {servers(web)} keepalive 32; }}
-    upstream ws {{ {servers(ws)} }}
+    upstream ws {{ {servers(ws, f" max_conns={max_conns}")} }}
     map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} reuseport backlog=4096;
         include {LOCATIONS};
     }}
 }}
@@ -159,6 +225,7 @@ class Stack:
     worker: bool = True
     beat: bool = True
     gunicorn_workers: int = 2
+    nginx_sizing: NginxSizing | None = None
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -197,6 +264,8 @@ class Stack:
         return proc
 
     def start(self) -> Stack:
+        # daphne and nginx inherit the raised limit: thousands of sockets each.
+        raise_nofile_limit()
         # One set of secrets for every process, fixed before any of them starts.
         self.extra_env = {**self.env(), **self.extra_env}
         (self.workdir / "metrics").mkdir(exist_ok=True)
@@ -286,7 +355,11 @@ class Stack:
             conf = self.workdir / "nginx.conf"
             conf.write_text(
                 nginx_config(
-                    port=self.port, web=self.web_ports, ws=self.ws_ports, workdir=self.workdir
+                    port=self.port,
+                    web=self.web_ports,
+                    ws=self.ws_ports,
+                    workdir=self.workdir,
+                    sizing=self.nginx_sizing or NginxSizing.for_this_machine(),
                 )
             )
             nginx = self._spawn(

@@ -1,35 +1,45 @@
-"""Coalesced broadcasting of the top of the board.
+"""Coalesced broadcasting of the top of the board, written once per process.
 
-Every daphne process with viewers runs one small loop. Each interval
-(LEADERBOARD_BROADCAST_INTERVAL_MS), at most one process in the whole deployment wins a
-Redis lock (`SET NX PX interval`); the winner takes the board's dirty mark, computes the
-top N, and, only when it differs from the last push, sends ONE `leaderboard.push` to the
-board's group. The payload is JSON-encoded once; every consumer forwards the same text.
-On the pub/sub channel layer a group send is one PUBLISH that every instance delivers to
-its own sockets. So the cost grows with viewers, not with the rate of completions.
+Every daphne process with viewers runs two small tasks:
 
-In the embedded default (no Redis, one process) the same loop runs on in-memory state.
+- the *broadcaster* loop: each interval (LEADERBOARD_BROADCAST_INTERVAL_MS), at most one
+  process in the whole deployment wins a Redis lock (`SET NX PX interval`); the winner
+  takes the board's dirty mark, computes the top N and, only when it differs from the
+  last push, encodes ONE `leaderboard.update` and PUBLISHes it on the board's Redis
+  channel;
+- the *subscriber*: one Redis pub/sub subscription per process. It receives each push
+  once and writes the same pre-encoded text frame to every socket of this process
+  (`LocalViewers`), calling each socket's ASGI `send` directly.
+
+So a push costs one JSON encoding and one PUBLISH in the deployment, one message per
+process, and one frame write per socket: no channel-layer message and no consumer
+dispatch per viewer (each of those costs a thread hop in Channels, about 1 ms of a core).
+The cost grows with viewers, not with the rate of completions. `me.update` (one message
+per user) still goes through the channel layer's per-user group.
+
+In the embedded default (no Redis, one process) the broadcaster hands the frame to the
+local sockets itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from scoreboard import metrics
 
 logger = logging.getLogger(__name__)
-
-BOARD_GROUP = "leaderboard.board"
 
 
 def user_group(user_id: uuid.UUID | str) -> str:
@@ -44,6 +54,7 @@ class _LocalState:
         self.dirty_since: float | None = None
         self.version = 0
         self.last_top: list[dict[str, Any]] = []
+        self.last_push = float("-inf")  # time.monotonic() of the last push
 
 
 _local = _LocalState()
@@ -54,6 +65,16 @@ def _keys() -> dict[str, str]:
     return {"tick": f"{base}:tick", "pv": f"{base}:pv", "last": f"{base}:last"}
 
 
+def push_channel() -> str:
+    """The Redis pub/sub channel that carries each encoded push to every process."""
+    return f"{settings.REDIS_KEY_PREFIX}:lb:push"
+
+
+def dirty_channel() -> str:
+    """The Redis pub/sub channel that wakes every process's broadcaster after a change."""
+    return f"{settings.REDIS_KEY_PREFIX}:lb:dirty"
+
+
 def _redis() -> Any:
     from django_redis import get_redis_connection
 
@@ -61,11 +82,24 @@ def _redis() -> Any:
 
 
 def mark_dirty() -> None:
-    """Tell the broadcaster the board may have changed (the Redis index marks itself)."""
+    """Tell the broadcaster the board may have changed, and wake it now.
+
+    The Redis index marks itself dirty; this PUBLISHes a wake-up so that the first change
+    after a quiet interval is pushed at once instead of at the next poll (the
+    broadcasters still poll every interval, so a lost wake-up only costs latency).
+    Never raises: the caller's score is already committed.
+    """
     if settings.EMBEDDED:
         with _local.lock:
             if _local.dirty_since is None:
                 _local.dirty_since = time.time()
+        broadcaster.wake_threadsafe()
+        return
+    try:
+        _redis().publish(dirty_channel(), b"")
+    except Exception:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("could not wake the broadcasters; they will poll")
 
 
 def push_version() -> int:
@@ -95,76 +129,316 @@ def _changes(top: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[
 
 def tick() -> str | None:
     """One broadcaster turn: the encoded update to push, or None. Runs in a thread."""
+    return _tick()[0]
+
+
+# A turn that finds the lock held by another process's idle look (not by a push) retries
+# this soon; one blocked by a push retries when that push's interval ends.
+_RETRY_AFTER_LOOK = 0.005
+
+
+def _tick() -> tuple[str | None, float]:
+    """(the encoded update to push or None, seconds after which a blocked turn may retry).
+
+    At most one push per interval in the whole deployment: the lock `tick` is taken with
+    `SET NX` to look at the board, kept for the interval (value `push`) only when the turn
+    pushes, and released at once otherwise, so a wake-up right after an idle look is not
+    held back by it.
+    """
     from leaderboard.selectors import leaderboard_top
 
     interval_ms = settings.LEADERBOARD_BROADCAST_INTERVAL_MS
     if settings.EMBEDDED:
         with _local.lock:
+            wait = _local.last_push + interval_ms / 1000 - time.monotonic()
+            if wait > 0:
+                return None, wait
             since, _local.dirty_since = _local.dirty_since, None
         if since is None:
-            return None
+            return None, 0.0
         top = leaderboard_top(n=settings.LEADERBOARD_TOP_N)
         if top == _local.last_top:
-            return None
+            return None, 0.0
         changes = _changes(top, _local.last_top)
         _local.version += 1
         _local.last_top = top
+        _local.last_push = time.monotonic()
         version = _local.version
     else:
         from leaderboard.index import IndexColdError, RedisIndex
 
         client, keys = _redis(), _keys()
-        if not client.set(keys["tick"], "1", nx=True, px=interval_ms):
-            return None  # another process pushes in this interval
+        if not client.set(keys["tick"], "look", nx=True, px=interval_ms):
+            pipe = client.pipeline(transaction=False)
+            pipe.get(keys["tick"])
+            pipe.pttl(keys["tick"])
+            holder, ttl_ms = pipe.execute()
+            if holder == b"push" and ttl_ms and ttl_ms > 0:
+                return None, ttl_ms / 1000
+            return None, _RETRY_AFTER_LOOK
         since = RedisIndex().take_dirty()
         if since is None:
-            return None
+            client.delete(keys["tick"])
+            return None, 0.0
         try:
             top = leaderboard_top(n=settings.LEADERBOARD_TOP_N, index_only=True)
         except IndexColdError:
-            return None  # never push a partial board; the rebuild marks the board dirty
+            # Never push a partial board; the rebuild marks the board dirty when it lands.
+            client.delete(keys["tick"])
+            return None, 0.0
         raw_last = client.get(keys["last"])
         previous = json.loads(raw_last) if raw_last else []
         if top == previous:
-            return None
+            client.delete(keys["tick"])
+            return None, 0.0
         changes = _changes(top, previous)
         pipe = client.pipeline(transaction=True)
+        pipe.set(keys["tick"], "push", px=interval_ms)
         pipe.incr(keys["pv"])
         pipe.set(keys["last"], json.dumps(top))
-        version = int(pipe.execute()[0])
+        version = int(pipe.execute()[1])
     metrics.broadcast_lag.observe(max(0.0, time.time() - since))
-    return json.dumps(
+    text = json.dumps(
         {"type": "leaderboard.update", "entries": top, "changes": changes, "version": version},
         separators=(",", ":"),
     )
+    return text, 0.0
+
+
+def publish(text: str) -> None:
+    """Hand one encoded push to every process's subscriber (one PUBLISH). Runs in a thread."""
+    _redis().publish(push_channel(), text)
+
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Sockets written between two yields to the event loop: a push to thousands of sockets
+# must not starve pings, new connections and client frames for its whole duration.
+_SENDS_PER_YIELD = 500
+
+
+def text_frame(text: str) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 5.2), as a server sends."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def _daphne_socket(send: Any) -> Any | None:
+    """daphne's WebSocket protocol behind its ASGI `send`, or None for any other server.
+
+    daphne hands each connection `functools.partial(Server.handle_reply, protocol)`, and
+    `protocol` is an autobahn WebSocketServerProtocol over a Twisted transport. Writing
+    the ready-made frame to that transport skips, per socket, the ASGI message, daphne's
+    and autobahn's per-message work and autobahn's debug-log formatting: the same bytes
+    autobahn would write. Anything else (another server, a test communicator) gets the
+    ASGI message.
+    """
+    protocol = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    needed = ("transport", "state", "STATE_OPEN", "send_queue")
+    if protocol is None or not all(hasattr(protocol, name) for name in needed):
+        return None
+    return protocol
+
+
+def _write_now(transport: Any, frame: bytes) -> None:
+    """Write `frame` to a Twisted TCP transport: straight to the socket when nothing is
+    waiting in the transport's buffers, else (or for what the socket did not take)
+    through the buffered `write`, so bytes always leave in order.
+
+    Twisted's `write` only buffers and registers the socket for writability; the actual
+    send happens in a later callback, which costs two epoll updates and a dispatch per
+    socket per push, several times the send itself. A raw asyncio server sends at once;
+    this does the same.
+    """
+    if transport.offset == len(transport.dataBuffer) and transport._tempDataLen == 0:
+        sent = transport.writeSomeData(frame)
+        if isinstance(sent, int) and sent < len(frame):
+            transport.write(frame[sent:])
+        # else the connection is lost: Twisted's reader sees it and closes the socket.
+    else:
+        transport.write(frame)
+
+
+def _twisted_tcp(transport: Any) -> bool:
+    needed = ("offset", "dataBuffer", "_tempDataLen", "writeSomeData", "write")
+    return all(hasattr(transport, name) for name in needed)
+
+
+class LocalViewers:
+    """The open board sockets of this process: each one's ASGI `send`, and the daphne
+    socket to write frames to directly when there is one."""
+
+    def __init__(self) -> None:
+        self.sends: dict[int, Send] = {}
+        self.sockets: dict[int, Any] = {}
+
+    def add(self, key: int, send: Send, server_send: Any = None) -> None:
+        socket = _daphne_socket(server_send) if server_send is not None else None
+        if socket is not None:
+            # Twisted leaves Nagle on (asyncio turns it off): a push must leave at once.
+            with contextlib.suppress(AttributeError, OSError):
+                socket.transport.setTcpNoDelay(True)
+            self.sockets[key] = socket
+        else:
+            self.sends[key] = send
+
+    def discard(self, key: int) -> None:
+        self.sends.pop(key, None)
+        self.sockets.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self.sends) + len(self.sockets)
+
+    async def deliver(self, text: str) -> int:
+        """Write one text frame to every local socket; returns the sockets written."""
+        written = 0
+        frame = text_frame(text)
+        for key, socket in list(self.sockets.items()):
+            # Open and nothing queued in autobahn (daphne never queues): write the bytes
+            # in order with anything written before. Otherwise the ASGI path decides.
+            if socket.state == socket.STATE_OPEN and not socket.send_queue:
+                if _twisted_tcp(socket.transport):
+                    _write_now(socket.transport, frame)
+                else:
+                    socket.transport.write(frame)
+                written += 1
+            elif socket.state != socket.STATE_OPEN:
+                self.discard(key)
+            if written % _SENDS_PER_YIELD == 0:
+                await asyncio.sleep(0)
+        message = {"type": "websocket.send", "text": text}
+        for key, send in list(self.sends.items()):
+            try:
+                # daphne's send never suspends: it hands the frame to the socket's buffer.
+                await send(message)
+                written += 1
+            except Exception:
+                # A socket of a loop or server that is gone: forget it, keep the others.
+                self.discard(key)
+                logger.debug("dropped a viewer whose send failed", exc_info=True)
+            if written % _SENDS_PER_YIELD == 0:
+                await asyncio.sleep(0)
+        return written
+
+
+viewers = LocalViewers()
+
+
+def _turn() -> tuple[str | None, float]:
+    """One broadcaster turn in a thread: compute, and (with Redis) publish, the push."""
+    text, retry = _tick()
+    if text is not None and not settings.EMBEDDED:
+        publish(text)
+    return text, retry
 
 
 class Broadcaster:
-    """The per-process loop; started by the first consumer that connects."""
+    """The per-process loop; started by the first consumer that connects.
+
+    A turn runs when a wake-up arrives (a change was committed), when a turn blocked by
+    the interval may retry, and at least once per interval (the poll that catches a lost
+    wake-up).
+    """
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
+        self.woken: asyncio.Event | None = None
 
     def ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
-            self.task = loop.create_task(self.run())
+            self.woken = asyncio.Event()
+            self.task = loop.create_task(self.run(self.woken))
 
-    async def run(self) -> None:
-        layer = get_channel_layer()
+    def wake(self) -> None:
+        """Run a turn now (from the event loop)."""
+        if self.woken is not None:
+            self.woken.set()
+
+    def wake_threadsafe(self) -> None:
+        """Run a turn now (from any thread; the embedded default's request threads)."""
+        task, woken = self.task, self.woken
+        if task is not None and woken is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                task.get_loop().call_soon_threadsafe(woken.set)
+
+    async def run(self, woken: asyncio.Event) -> None:
         interval = settings.LEADERBOARD_BROADCAST_INTERVAL_MS / 1000
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=delay)
+            woken.clear()
             try:
-                text = await sync_to_async(tick, thread_sensitive=False)()
-                if text is not None:
-                    await layer.group_send(BOARD_GROUP, {"type": "leaderboard.push", "text": text})
+                text, retry = await sync_to_async(_turn, thread_sensitive=False)()
+                if text is not None and settings.EMBEDDED:
+                    await viewers.deliver(text)
+                delay = min(retry, interval) if retry > 0 else interval
             except asyncio.CancelledError:
                 raise
             except Exception:
                 metrics.backing_service_errors.labels("broadcaster").inc()
                 logger.exception("broadcast turn failed")
-                await asyncio.sleep(min(5.0, interval * 10))
+                delay = min(5.0, interval * 10)
+
+
+class Subscriber:
+    """This process's one subscription to the push channel; delivers to local sockets."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.ready: asyncio.Event | None = None
+        self.received = 0  # pushes this process received (tests count them)
+
+    async def ensure_running(self, *, wait: float = 2.0) -> None:
+        """Start the subscription in this event loop, and wait until it is listening."""
+        if settings.EMBEDDED:
+            return
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.ready = asyncio.Event()
+            self.task = loop.create_task(self.run(self.ready))
+        if self.ready is not None and not self.ready.is_set():
+            try:
+                await asyncio.wait_for(asyncio.shield(self.ready.wait()), timeout=wait)
+            except TimeoutError:
+                logger.warning("push subscription not ready after %.1fs; continuing", wait)
+
+    async def run(self, ready: asyncio.Event) -> None:
+        import redis.asyncio as aioredis
+
+        while True:
+            client = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
+            )
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    pushes, wakes = push_channel().encode(), dirty_channel().encode()
+                    await pubsub.subscribe(pushes, wakes)
+                    ready.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        if message["channel"] == wakes:
+                            broadcaster.wake()
+                        elif message["channel"] == pushes:
+                            self.received += 1
+                            await viewers.deliver(message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                metrics.backing_service_errors.labels("redis").inc()
+                logger.warning("push subscription lost; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+            finally:
+                await client.aclose()
 
 
 broadcaster = Broadcaster()
+subscriber = Subscriber()

@@ -22,6 +22,9 @@ FLOOD_SECONDS = 5.0
 # Application close codes (daphne sends only 1000 or 3000-4999 from an application).
 CLOSE_TOO_BIG = 4009
 CLOSE_POLICY = 4008
+# The server's own `send` for this socket, set by config.asgi before any middleware wraps
+# it: the broadcaster writes board updates through it (leaderboard.broadcast.LocalViewers).
+SERVER_SEND = "scoreboard.server_send"
 
 
 def _snapshot() -> str:
@@ -34,7 +37,22 @@ def _snapshot() -> str:
 
 
 class LeaderboardConsumer(AsyncWebsocketConsumer):
-    """Snapshot on connect and on request; coalesced updates; the viewer's own score."""
+    """Snapshot on connect and on request; coalesced updates; the viewer's own score.
+
+    Board updates do not travel through the channel layer: the socket's `send` joins this
+    process's `broadcast.viewers`, which writes each push to it directly. Only an
+    authenticated viewer needs a channel (for its `me.update`); an anonymous one gets
+    none, which spares a Redis subscription and a waiting task per socket.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        user = scope.get("user")
+        if not (user and user.is_authenticated):
+            self.channel_layer_alias = None  # type: ignore[assignment]
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            broadcast.viewers.discard(id(self))
 
     async def connect(self) -> None:
         self.accepted = False
@@ -51,11 +69,12 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         self.accepted = True
         metrics.websocket_connections.inc()
         metrics.websocket_opens.inc()
-        await self.channel_layer.group_add(broadcast.BOARD_GROUP, self.channel_name)
-        if authenticated:
+        if authenticated and self.channel_layer is not None:
             self.user_group = broadcast.user_group(user.pk)
             await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await broadcast.subscriber.ensure_running()
         broadcast.broadcaster.ensure_running()
+        broadcast.viewers.add(id(self), self.base_send, self.scope.get(SERVER_SEND))
         await self.send(text_data=await sync_to_async(_snapshot)())
 
     async def disconnect(self, code: int) -> None:
@@ -63,8 +82,8 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             return
         metrics.websocket_connections.dec()
         metrics.websocket_closes.labels("client", str(code)).inc()
-        await self.channel_layer.group_discard(broadcast.BOARD_GROUP, self.channel_name)
-        if self.user_group:
+        broadcast.viewers.discard(id(self))
+        if self.user_group and self.channel_layer is not None:
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
     async def _refuse(self, code: int) -> None:
@@ -100,10 +119,6 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def _error(self, code: str, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
-
-    async def leaderboard_push(self, event: dict[str, Any]) -> None:
-        """Forward the broadcaster's pre-encoded update."""
-        await self.send(text_data=event["text"])
 
     async def me_update(self, event: dict[str, Any]) -> None:
         """The viewer's own score changed."""

@@ -121,9 +121,14 @@ async def test_it_pushes_updates_and_my_own_score() -> None:
     communicator = await connect(subprotocols=[f"bearer.{token}"])
     snapshot = await next_of(communicator, "leaderboard.snapshot")
     await award(user_id=alice.pk, delta=40)
-    me = await next_of(communicator, "me.update")
+    # The two frames may come in either order: the push is not held back for me.update.
+    frames: dict[str, dict] = {}
+    while len(frames) < 2:
+        frame = json.loads(await communicator.receive_from(timeout=3))
+        if frame["type"] in ("me.update", "leaderboard.update"):
+            frames.setdefault(frame["type"], frame)
+    me, update = frames["me.update"], frames["leaderboard.update"]
     assert me == {"type": "me.update", "score": 40, "rank": 1}
-    update = await next_of(communicator, "leaderboard.update")
     assert update["version"] == snapshot["version"] + 1
     assert update["entries"][0]["score"] == 40
     assert update["changes"] == [
@@ -167,3 +172,19 @@ async def test_it_coalesces_a_burst_into_a_few_pushes() -> None:
     versions = [p["version"] for p in pushes]
     assert versions == list(range(versions[0], versions[0] + len(versions)))
     await communicator.disconnect()
+
+
+async def test_it_receives_a_push_once_per_process_for_all_its_sockets() -> None:
+    from leaderboard.broadcast import subscriber
+
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+    communicators = [await connect() for _ in range(3)]
+    for communicator in communicators:
+        await next_of(communicator, "leaderboard.snapshot")
+    before = subscriber.received
+    await award(user_id=alice.pk, delta=5)
+    updates = [await next_of(communicator, "leaderboard.update") for communicator in communicators]
+    assert len({update["version"] for update in updates}) == 1
+    assert subscriber.received - before == 1
+    for communicator in communicators:
+        await communicator.disconnect()
