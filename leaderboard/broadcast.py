@@ -15,7 +15,8 @@ So a push costs one JSON encoding and one PUBLISH in the deployment, one message
 process, and one frame write per socket: no channel-layer message and no consumer
 dispatch per viewer (each of those costs a thread hop in Channels, about 1 ms of a core).
 The cost grows with viewers, not with the rate of completions. `me.update` (one message
-per user) still goes through the channel layer's per-user group.
+per user) takes the same path on a channel of its own: one PUBLISH by the writer, and
+each subscriber writes it to that user's local sockets.
 
 In the embedded default (no Redis, one process) the broadcaster hands the frame to the
 local sockets itself.
@@ -68,6 +69,19 @@ def _keys() -> dict[str, str]:
 def push_channel() -> str:
     """The Redis pub/sub channel that carries each encoded push to every process."""
     return f"{settings.REDIS_KEY_PREFIX}:lb:push"
+
+
+def me_channel() -> str:
+    """The Redis pub/sub channel that carries each `me.update` to every process."""
+    return f"{settings.REDIS_KEY_PREFIX}:lb:me"
+
+
+def publish_me_update(user_id: uuid.UUID | str, *, score: int, rank: int | None) -> None:
+    """Tell a user's own sockets, on whichever process they are, their new score and rank:
+    one PUBLISH from the writer (no event loop, no thread hop); each process's subscriber
+    writes it to that user's local sockets. Raises on Redis errors."""
+    text = json.dumps({"type": "me.update", "score": score, "rank": rank}, separators=(",", ":"))
+    _redis().publish(me_channel(), f"{user_id}\n{text}")
 
 
 def dirty_channel() -> str:
@@ -277,8 +291,15 @@ class LocalViewers:
     def __init__(self) -> None:
         self.sends: dict[int, Send] = {}
         self.sockets: dict[int, Any] = {}
+        self.users: dict[str, set[int]] = {}  # user id -> keys of their sockets here
+        self.user_of: dict[int, str] = {}
 
-    def add(self, key: int, send: Send, server_send: Any = None) -> None:
+    def add(
+        self, key: int, send: Send, server_send: Any = None, user_id: str | None = None
+    ) -> None:
+        if user_id is not None:
+            self.users.setdefault(user_id, set()).add(key)
+            self.user_of[key] = user_id
         socket = _daphne_socket(server_send) if server_send is not None else None
         if socket is not None:
             # Twisted leaves Nagle on (asyncio turns it off): a push must leave at once.
@@ -291,15 +312,42 @@ class LocalViewers:
     def discard(self, key: int) -> None:
         self.sends.pop(key, None)
         self.sockets.pop(key, None)
+        user_id = self.user_of.pop(key, None)
+        if user_id is not None:
+            keys = self.users.get(user_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self.users[user_id]
 
     def __len__(self) -> int:
         return len(self.sends) + len(self.sockets)
 
+    async def deliver_to_user(self, user_id: str, text: str) -> int:
+        """Write one text frame to the sockets of one user in this process."""
+        keys = self.users.get(user_id)
+        if not keys:
+            return 0
+        return await self._write(text, list(keys))
+
     async def deliver(self, text: str) -> int:
         """Write one text frame to every local socket; returns the sockets written."""
+        return await self._write(text, None)
+
+    async def _write(self, text: str, only: list[int] | None) -> int:
         written = 0
         frame = text_frame(text)
-        for key, socket in list(self.sockets.items()):
+        sockets = (
+            list(self.sockets.items())
+            if only is None
+            else [(k, self.sockets[k]) for k in only if k in self.sockets]
+        )
+        sends = (
+            list(self.sends.items())
+            if only is None
+            else [(k, self.sends[k]) for k in only if k in self.sends]
+        )
+        for key, socket in sockets:
             # Open and nothing queued in autobahn (daphne never queues): write the bytes
             # in order with anything written before. Otherwise the ASGI path decides.
             if socket.state == socket.STATE_OPEN and not socket.send_queue:
@@ -313,7 +361,7 @@ class LocalViewers:
             if written % _SENDS_PER_YIELD == 0:
                 await asyncio.sleep(0)
         message = {"type": "websocket.send", "text": text}
-        for key, send in list(self.sends.items()):
+        for key, send in sends:
             try:
                 # daphne's send never suspends: it hands the frame to the socket's buffer.
                 await send(message)
@@ -420,7 +468,8 @@ class Subscriber:
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     pushes, wakes = push_channel().encode(), dirty_channel().encode()
-                    await pubsub.subscribe(pushes, wakes)
+                    mine = me_channel().encode()
+                    await pubsub.subscribe(pushes, wakes, mine)
                     ready.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
@@ -430,6 +479,9 @@ class Subscriber:
                         elif message["channel"] == pushes:
                             self.received += 1
                             await viewers.deliver(message["data"].decode())
+                        elif message["channel"] == mine:
+                            user_id, _, text = message["data"].decode().partition("\n")
+                            await viewers.deliver_to_user(user_id, text)
             except asyncio.CancelledError:
                 raise
             except Exception:

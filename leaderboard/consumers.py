@@ -47,7 +47,9 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         user = scope.get("user")
-        if not (user and user.is_authenticated):
+        if not settings.EMBEDDED or not (user and user.is_authenticated):
+            # With Redis, `me.update` too arrives through this process's subscriber; only
+            # the embedded default's in-memory layer carries it to a consumer.
             self.channel_layer_alias = None  # type: ignore[assignment]
         try:
             await super().__call__(scope, receive, send)
@@ -74,7 +76,12 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         await broadcast.subscriber.ensure_running()
         broadcast.broadcaster.ensure_running()
-        broadcast.viewers.add(id(self), self.base_send, self.scope.get(SERVER_SEND))
+        broadcast.viewers.add(
+            id(self),
+            self.base_send,
+            self.scope.get(SERVER_SEND),
+            user_id=str(user.pk) if authenticated else None,
+        )
         await self.send(text_data=await sync_to_async(_snapshot)())
 
     async def disconnect(self, code: int) -> None:

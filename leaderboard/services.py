@@ -100,11 +100,15 @@ def leaderboard_score_changed(
 
 
 def _send_to_user(user_id: uuid.UUID, message: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
+    """`me.update` to the user's own sockets: one PUBLISH with Redis; the in-memory channel
+    layer in the embedded default."""
     try:
-        async_to_sync(layer.group_send)(broadcast.user_group(user_id), message)
+        if not settings.EMBEDDED:
+            broadcast.publish_me_update(user_id, score=message["score"], rank=message["rank"])
+            return
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(broadcast.user_group(user_id), message)
     except Exception:
         metrics.backing_service_errors.labels("channel_layer").inc()
         logger.warning("could not send me.update to %s", user_id)

@@ -188,3 +188,23 @@ async def test_it_receives_a_push_once_per_process_for_all_its_sockets() -> None
     assert subscriber.received - before == 1
     for communicator in communicators:
         await communicator.disconnect()
+
+
+async def test_it_sends_my_own_score_to_my_sockets_only() -> None:
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+    bob = await database_sync_to_async(UserFactory)(username="bob")
+    mine = await connect(
+        subprotocols=[f"bearer.{await database_sync_to_async(access_token_for)(alice)}"]
+    )
+    theirs = await connect(
+        subprotocols=[f"bearer.{await database_sync_to_async(access_token_for)(bob)}"]
+    )
+    for communicator in (mine, theirs):
+        await next_of(communicator, "leaderboard.snapshot")
+    await award(user_id=alice.pk, delta=7)
+    assert await next_of(mine, "me.update") == {"type": "me.update", "score": 7, "rank": 1}
+    update = await next_of(theirs, "leaderboard.update")
+    assert update["entries"][0]["username"] == "alice"
+    assert await theirs.receive_nothing(timeout=0.5)
+    await mine.disconnect()
+    await theirs.disconnect()
