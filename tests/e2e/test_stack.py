@@ -82,8 +82,10 @@ def test_it_logs_json_lines_with_the_request_id_it_returns(stack: Stack) -> None
     status, headers, _ = fetch(f"{stack.url}/api/v1/no-such-thing/", headers={"X-Request-ID": sent})
     assert status == 404
     request_id = headers["X-Request-ID"]
-    # nginx may pass the client's id on or put its own: either way one id, echoed back.
-    assert request_id
+    # nginx makes the id (a client cannot choose its own) and the app returns it.
+    assert request_id != sent
+    assert len(request_id) == 32
+    assert int(request_id, 16) >= 0
     log = Path(stack.workdir) / "gunicorn-0.log"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -153,13 +153,6 @@ def test_no_secret_reaches_a_log_line_of_the_app_or_nginx_access(
         assert "?token=" not in path.read_text().replace("?token=[redacted]", ""), name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nginx's error log writes the client's request line, query string and so "
-    "?token= included, on an upstream error (a WebSocket closed 4401 is reset); the nginx "
-    "configuration (deploy/nginx, deploy/stack.py) must log /ws/ errors at crit or the "
-    "clients must use the bearer subprotocol",
-)
 def test_no_secret_reaches_nginx_error_log(stack: Stack, driven: tuple[set[str], str]) -> None:
     secrets, _ = driven
     assert not _leaks(Path(stack.workdir) / "nginx-error.log", secrets)

@@ -1,0 +1,145 @@
+"""What the fraud rules cost a completion, measured in one process, rules on and off in
+alternating blocks of the same run (so the machine's noise falls on both alike).
+
+Completions go through Django's test client (the whole view, authentication, checks, the
+transaction and the after-commit work) against a database of its own and the local Redis,
+with no HTTP server and no load generator in the way.
+
+    python -m bench.fraud_cost [--blocks 6] [--per-block 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+
+DATABASE_URL = os.environ.get(
+    "BENCH_FRAUD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/scoreboard_bench_fraud"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--blocks", type=int, default=6, help="blocks per mode (default 6)")
+    parser.add_argument("--per-block", type=int, default=60, help="completions per block")
+    parser.add_argument("--users", type=int, default=200)
+    args = parser.parse_args(argv)
+
+    from bench.scenarios import recreate_database
+
+    recreate_database(DATABASE_URL)
+    prefix = f"sbfraud-{secrets.token_hex(4)}"
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "SCOREBOARD_READ_DOT_ENV": "0",
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "REDIS_KEY_PREFIX": prefix,
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "CELERY_BROKER_URL": "memory://",
+            "COMPLETION_RATE_PER_USER": "100000/m",
+            "COMPLETION_RATE_PER_IP": "1000000/m",
+            "LOG_LEVEL": "ERROR",
+            # One client address for every player: the farm rule would flag them all.
+            "FRAUD_RULE_WEIGHTS": "ip_farm=0",
+        }
+    )
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.models import User
+    from actions.models import ActionType
+    from bench.scenarios import drop_redis_prefix
+
+    call_command("migrate", verbosity=0)
+    ActionType.objects.create(id="bench-click", name="Bench click", reward=1)
+    User.objects.bulk_create(
+        [User(username=f"f{i:05d}", email=f"f{i:05d}@example.com") for i in range(args.users)]
+    )
+    clients = []
+    for user in User.objects.order_by("username"):
+        client = APIClient(SERVER_NAME="127.0.0.1")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        clients.append(client)
+    rules_on = dict(settings.FRAUD_RULE_WEIGHTS)
+    rules_off = dict.fromkeys(rules_on, 0.0)
+
+    # Time spent inside the rules (assessment and memory) during the blocks with rules:
+    # its share of those blocks' time is the rules' cost, whatever the machine's noise.
+    from actions import services
+
+    inside = [0.0]
+
+    def timed(fn):  # type: ignore[no-untyped-def]
+        def wrapper(**kwargs):  # type: ignore[no-untyped-def]
+            began = time.perf_counter()
+            try:
+                return fn(**kwargs)
+            finally:
+                inside[0] += time.perf_counter() - began
+
+        return wrapper
+
+    services.fraud_assess = timed(services.fraud_assess)
+    services.fraud_remember = timed(services.fraud_remember)
+
+    spent = [0.0]
+
+    def block(weights: dict[str, float], start: int) -> float:
+        settings.FRAUD_RULE_WEIGHTS = weights
+        began = time.perf_counter()
+        for i in range(args.per_block):
+            client = clients[(start + i * 7) % len(clients)]
+            token = client.post("/api/v1/actions/bench-click/start/").json()["actionToken"]
+            done = client.post(
+                "/api/v1/actions/complete/",
+                {"actionId": "bench-click", "actionToken": token},
+                format="json",
+            )
+            if done.status_code != 200:
+                raise SystemExit(f"completion failed: {done.status_code} {done.content!r}")
+        elapsed = time.perf_counter() - began
+        if weights is rules_on:
+            spent[0] += elapsed
+        return args.per_block / elapsed
+
+    try:
+        block(rules_on, 0)  # warm up
+        inside[0] = spent[0] = 0.0
+        on, off = [], []
+        for b in range(args.blocks):
+            off.append(block(rules_off, b * 1000))
+            on.append(block(rules_on, b * 1000 + 500))
+    finally:
+        drop_redis_prefix(settings.REDIS_URL, prefix)
+    result = {
+        "completions_per_s_rules_off": round(statistics.median(off), 1),
+        "completions_per_s_rules_on": round(statistics.median(on), 1),
+        "ratio_on_to_off": round(statistics.median(on) / statistics.median(off), 3),
+        "rules_ms_per_completion": round(inside[0] / (args.blocks * args.per_block) * 1000, 3),
+        "rules_share_of_completion_time": round(inside[0] / spent[0], 4),
+        "blocks": args.blocks,
+        "per_block": args.per_block,
+        "off_each": [round(x, 1) for x in off],
+        "on_each": [round(x, 1) for x in on],
+    }
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
