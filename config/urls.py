@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Any other path under /api/ is an API client's mistake: the envelope, in every mode
     # (DEBUG would otherwise answer Django's HTML page).
-    re_path(r"^api/", page_not_found),
+    re_path(r"^api/", page_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
     path("", include("leaderboard.urls")),
 ]

@@ -99,7 +99,8 @@ class MetricsMiddleware:
         with connection.execute_wrapper(self._time_query):
             response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
-        route = f"/{match.route}" if match is not None and match.route else "unmatched"
+        matched = match is not None and match.route and match.url_name != "api-not-found"
+        route = f"/{match.route}" if matched else "unmatched"
         self.metrics.http_request_duration.labels(
             route, request.method or "", str(response.status_code)
         ).observe(time.perf_counter() - start)
