@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.errors import UserBannedError
@@ -387,6 +388,55 @@ def _accept(
         robust=True,
     )
     return completion
+
+
+def completion_audit_backfill(*, older_than_seconds: float = 60.0, days: int = 2) -> int:
+    """Write the accepted-audit record of every recent completion that has none.
+
+    The record is queued after commit; when the broker is down, or loses its queue (a
+    Redis restarted without persistence), the task never runs. The completion row holds
+    what the record needs. Idempotent: the record's unique `event_key` is the task's own,
+    so a late delivery of the original task writes nothing more.
+    """
+    from fraud.models import AuditEvent
+
+    now = timezone.now()
+    missing = (
+        Completion.objects.filter(
+            created_at__lt=now - timedelta(seconds=older_than_seconds),
+            created_at__gte=now - timedelta(days=days),
+        )
+        .exclude(
+            Exists(
+                AuditEvent.objects.filter(
+                    completion_id=OuterRef("pk"), kind=AuditEvent.Kind.COMPLETION_ACCEPTED
+                )
+            )
+        )
+        .order_by("created_at")[:1000]
+    )
+    records = [
+        AuditEvent(
+            kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
+            user_id=c.user_id,
+            completion_id=c.pk,
+            risk_score=c.risk_score,
+            payload={
+                "actionId": c.action_id,
+                "delta": c.delta,
+                "flagged": c.flagged,
+                "ip": c.ip,
+                "userAgent": c.user_agent,
+                "backfilled": True,
+            },
+            event_key=f"completion.accepted:{c.pk}",
+        )
+        for c in missing
+    ]
+    created = AuditEvent.objects.bulk_create(records, ignore_conflicts=True)
+    if records:
+        logger.warning("wrote %d missing completion audit records", len(records))
+    return len(created)
 
 
 def idempotency_expire() -> int:

@@ -328,6 +328,12 @@ CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
     "task": "actions.idempotency_expire",
     "schedule": 3600.0,
 }
+# A completion's audit record is queued after commit; a broker outage can lose it. This
+# writes the missing ones from the completion rows (idempotent, on the task's own key).
+CELERY_BEAT_SCHEDULE["completion-audit-backfill"] = {
+    "task": "actions.completion_audit_backfill",
+    "schedule": 60.0,
+}
 
 # Fraud: a completion whose risk score reaches the flag threshold is accepted and flagged;
 # one that reaches the block threshold is refused with 403.
