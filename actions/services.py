@@ -9,7 +9,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -42,6 +41,7 @@ from fraud.services import (
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
 from scoreboard.errors import ApplicationError, RateLimitedError
+from scoreboard.oncommit import after_commit
 from scoreboard.ratelimit import ratelimit_hit_many
 from scoreboard.services import ledger_award
 
@@ -369,23 +369,20 @@ def _accept(
             user_agent=user_agent,
             details={"actionId": action.pk, "delta": action.reward},
         )
-    transaction.on_commit(
-        partial(
-            _queue_audit,
-            kind="completion.accepted",
-            user_id=str(user.pk),
-            completion_id=str(completion.pk),
-            risk_score=risk.score,
-            payload={
-                "actionId": action.pk,
-                "delta": action.reward,
-                "flagged": risk.flagged,
-                "ip": ip,
-                "userAgent": user_agent,
-                **risk.as_details(),
-            },
-        ),
-        robust=True,
+    after_commit(
+        _queue_audit,
+        kind="completion.accepted",
+        user_id=str(user.pk),
+        completion_id=str(completion.pk),
+        risk_score=risk.score,
+        payload={
+            "actionId": action.pk,
+            "delta": action.reward,
+            "flagged": risk.flagged,
+            "ip": ip,
+            "userAgent": user_agent,
+            **risk.as_details(),
+        },
     )
     return completion
 

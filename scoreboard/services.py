@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -13,6 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from scoreboard.errors import ConflictError, NotFoundError
 from scoreboard.models import ScoreEntry
+from scoreboard.oncommit import after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -21,16 +21,13 @@ def _publish_score_changed(entry: ScoreEntry) -> None:
     # leaderboard reacts to committed changes only; imported here to keep it downstream.
     from leaderboard.services import leaderboard_score_changed
 
-    transaction.on_commit(
-        partial(
-            leaderboard_score_changed,
-            user_id=entry.user_id,
-            score=entry.score_after,
-            previous_score=entry.score_before,
-            reached_at=entry.created_at,
-            entry_id=entry.pk,
-        ),
-        robust=True,
+    after_commit(
+        leaderboard_score_changed,
+        user_id=entry.user_id,
+        score=entry.score_after,
+        previous_score=entry.score_before,
+        reached_at=entry.created_at,
+        entry_id=entry.pk,
     )
 
 
