@@ -217,7 +217,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+# acks_late: a task whose worker died unacknowledged goes back to the queue once its
+# visibility timeout passes (the Redis transport's redelivery). Longer than any task runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 # A request that queues a task must not hang on a broker that is down: one quick retry,
 # then the caller logs the failure and carries on (the ledger is already committed).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
