@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -94,13 +95,18 @@ def start_stack(django_db_setup, django_db_blocker) -> Iterator[Callable[..., St
             "bootstrap": False,
             "gunicorn_workers": 1,
             "redis_url": settings.REDIS_URL,
+            "database_url": test_database_url(),
             **options,
         }
-        stack = Stack(database_url=test_database_url(), **options)  # type: ignore[arg-type]
+        stack = Stack(**options)  # type: ignore[arg-type]
         started.append(stack)
         with django_db_blocker.unblock():
             return stack.start()
 
     yield start
     for stack in started:
-        stack.cleanup()
+        if os.environ.get("FAULTS_KEEP_LOGS"):
+            stack.stop()
+            print(f"logs kept in {stack.workdir}")
+        else:
+            stack.cleanup()
