@@ -155,13 +155,13 @@ def reconcile(stack: Stack) -> None:
     )
 
 
-def assert_ledger(*, outcomes: Outcomes | None = None) -> None:
+def assert_ledger(*, outcomes: Outcomes | None = None, users: list[User] | None = None) -> None:
     """Score = ledger sum = accepted completions' rewards less reversals; unique nonces;
     a completion entry for each completion and nothing else on the ledger."""
     reversed_ids = set(
         ScoreEntry.objects.filter(reverses__isnull=False).values_list("reverses_id", flat=True)
     )
-    for user in User.objects.all():
+    for user in User.objects.filter(pk__in=[u.pk for u in users]) if users else User.objects.all():
         ledger = ScoreEntry.objects.filter(user=user).aggregate(s=Sum("delta"))["s"] or 0
         completions = list(Completion.objects.filter(user=user).values("delta", "score_entry_id"))
         rewards = sum(c["delta"] for c in completions if c["score_entry_id"] not in reversed_ids)

@@ -17,7 +17,12 @@ from tests.conftest import access_token_for
 from tests.factories import ActionTypeFactory, UserFactory
 from tests.faults.invariants import NO_FRAUD, Outcomes, assert_invariants
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.faults,
+    pytest.mark.timeout(300),
+    pytest.mark.django_db(transaction=True),
+]
 
 VIEWERS = 50
 

@@ -19,7 +19,11 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.conftest import access_token_for
 from tests.factories import ActionTypeFactory, UserFactory
 
-pytestmark = [pytest.mark.quickfaults, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.quickfaults,
+    pytest.mark.timeout(400),
+    pytest.mark.django_db(transaction=True),
+]
 
 LONG = os.environ.get("FAULTS_LONG") == "1"
 app = WSGIHandler()

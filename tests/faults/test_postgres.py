@@ -21,7 +21,12 @@ from tests.faults.invariants import (
 )
 from tests.faults.proxy import TcpProxy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.faults,
+    pytest.mark.timeout(300),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,12 @@ from tests.e2e.conftest import test_database_url as database_url
 from tests.factories import ActionTypeFactory, UserFactory
 from tests.faults.invariants import NO_FRAUD, Outcomes, assert_invariants, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.faults,
+    pytest.mark.timeout(300),
+    pytest.mark.django_db(transaction=True),
+]
 
 VISIBILITY = 3
 
