@@ -49,7 +49,7 @@ test: install system-deps
 # a Celery worker, a daphne instance), the long fuzzing runs, and the quick part of it
 # that `make test` runs too. Under 10 minutes on a 2-core machine.
 test-faults: install system-deps
-	FAULTS_LONG=1 $(PY) -m pytest -m "faults or quickfaults" -p no:randomly $(PYTEST_ARGS)
+	FAULTS_LONG=1 $(PY) -m pytest -m "faults or quickfaults" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff format --check .

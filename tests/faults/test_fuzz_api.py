@@ -42,7 +42,7 @@ def fuzz_headers(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 @schema.parametrize()
 @settings(
-    max_examples=60 if LONG else 6,
+    max_examples=150 if LONG else 6,
     deadline=None,
     derandomize=not LONG,
     suppress_health_check=list(HealthCheck),
