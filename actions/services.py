@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -258,6 +258,13 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         return replayed
     except IntegrityError as exc:  # the nonce's unique key: the last line against replays
         raise TokenReplayedError() from exc
+    except DatabaseError:
+        # The connection may break after COMMIT went through (a lost acknowledgement, or
+        # the connection reset as the transaction ended): if the completion is stored, it
+        # was accepted, and the client must hear so. Otherwise the error (503) stands.
+        completion = _stored(user, token.nonce)
+        if completion is None:
+            raise
 
     fraud_remember(user_id=user.pk, action_id=action.pk, delta=action.reward, risk=risk, at=now)
     if risk.flagged:
@@ -308,6 +315,16 @@ def _refuse(
         event_key=f"completion.blocked:{token.nonce}",
     )
     raise FraudBlockedError(details={"reasons": risk.public_reasons()})
+
+
+def _stored(user: User, nonce: str) -> Completion | None:
+    """The committed completion of this nonce, if the database can say so now."""
+    try:
+        return (
+            Completion.objects.select_related("score_entry").filter(user=user, nonce=nonce).first()
+        )
+    except DatabaseError:
+        return None
 
 
 class _IdempotencyRaceError(Exception):
