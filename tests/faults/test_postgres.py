@@ -17,6 +17,7 @@ from tests.faults.invariants import (
     NO_FRAUD,
     Outcomes,
     assert_invariants,
+    resolve_ambiguous,
     stream_completions,
 )
 from tests.faults.proxy import TcpProxy
@@ -93,5 +94,10 @@ def test_it_answers_503_while_postgres_is_cut_and_recovers(stack: Stack, proxy: 
         outcomes=outcomes,
     )
     assert outcomes.statuses[200] > ok_before, dict(outcomes.statuses)
+    ambiguous = len(outcomes.ambiguous)
+    resolve_ambiguous(stack.url, "click", outcomes)
     assert_invariants(stack, outcomes, backfill=True)
-    print(f"postgres scenario: {outcomes.requests} requests, {dict(outcomes.statuses)}")
+    print(
+        f"postgres scenario: {outcomes.requests} requests, {dict(outcomes.statuses)},"
+        f" {ambiguous} retried after 503, {sum(outcomes.resolved.values())} found stored"
+    )
