@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install system-deps run test lint format bench stack clean backup restore
+.PHONY: install system-deps run test test-faults lint format bench stack clean backup restore
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -43,7 +43,13 @@ run: install
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 test: install system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not faults" $(PYTEST_ARGS)
+
+# The whole fault suite: the long scenarios that break a running stack (Redis, PostgreSQL,
+# a Celery worker, a daphne instance), the long fuzzing runs, and the quick part of it
+# that `make test` runs too. Under 10 minutes on a 2-core machine.
+test-faults: install system-deps
+	FAULTS_LONG=1 $(PY) -m pytest -m "faults or quickfaults" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff format --check .

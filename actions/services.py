@@ -9,11 +9,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, NoReturn
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.errors import TokenInvalidError, UserBannedError
@@ -42,6 +42,7 @@ from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
 from scoreboard.errors import ApplicationError, RateLimitedError
 from scoreboard.models import ScoreEntry
+from scoreboard.oncommit import after_commit
 from scoreboard.ratelimit import ratelimit_hit_many
 from scoreboard.services import LockedUser, ledger_award
 
@@ -258,6 +259,13 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         return replayed
     except IntegrityError as exc:  # the nonce's unique key: the last line against replays
         raise TokenReplayedError() from exc
+    except DatabaseError:
+        # The connection may break after COMMIT went through (a lost acknowledgement, or
+        # the connection reset as the transaction ended): if the completion is stored, it
+        # was accepted, and the client must hear so. Otherwise the error (503) stands.
+        completion = _stored(user, token.nonce)
+        if completion is None:
+            raise
 
     fraud_remember(user_id=user.pk, action_id=action.pk, delta=action.reward, risk=risk, at=now)
     if risk.flagged:
@@ -316,6 +324,16 @@ def _rank_after(entry: ScoreEntry, user: User) -> int | None:
         return entry.rank_after
     except AttributeError:  # the board was not told (it failed, or no commit ran)
         return leaderboard_rank_of(user_id=user.pk)
+
+
+def _stored(user: User, nonce: str) -> Completion | None:
+    """The committed completion of this nonce, if the database can say so now."""
+    try:
+        return (
+            Completion.objects.select_related("score_entry").filter(user=user, nonce=nonce).first()
+        )
+    except DatabaseError:
+        return None
 
 
 class _IdempotencyRaceError(Exception):
@@ -385,25 +403,71 @@ def _accept(
             user_agent=user_agent,
             details={"actionId": action.pk, "delta": action.reward},
         )
-    transaction.on_commit(
-        partial(
-            _queue_audit,
-            kind="completion.accepted",
-            user_id=str(user.pk),
-            completion_id=str(completion.pk),
-            risk_score=risk.score,
-            payload={
-                "actionId": action.pk,
-                "delta": action.reward,
-                "flagged": risk.flagged,
-                "ip": ip,
-                "userAgent": user_agent,
-                **risk.as_details(),
-            },
-        ),
-        robust=True,
+    after_commit(
+        _queue_audit,
+        kind="completion.accepted",
+        user_id=str(user.pk),
+        completion_id=str(completion.pk),
+        risk_score=risk.score,
+        payload={
+            "actionId": action.pk,
+            "delta": action.reward,
+            "flagged": risk.flagged,
+            "ip": ip,
+            "userAgent": user_agent,
+            **risk.as_details(),
+        },
     )
     return completion
+
+
+def completion_audit_backfill(*, older_than_seconds: float = 60.0, days: int = 2) -> int:
+    """Write the accepted-audit record of every recent completion that has none.
+
+    The record is queued after commit; when the broker is down, or loses its queue (a
+    Redis restarted without persistence), the task never runs. The completion row holds
+    what the record needs. Idempotent: the record's unique `event_key` is the task's own,
+    so a late delivery of the original task writes nothing more.
+    """
+    from fraud.models import AuditEvent
+
+    now = timezone.now()
+    missing = (
+        Completion.objects.filter(
+            created_at__lt=now - timedelta(seconds=older_than_seconds),
+            created_at__gte=now - timedelta(days=days),
+        )
+        .exclude(
+            Exists(
+                AuditEvent.objects.filter(
+                    completion_id=OuterRef("pk"), kind=AuditEvent.Kind.COMPLETION_ACCEPTED
+                )
+            )
+        )
+        .order_by("created_at")[:1000]
+    )
+    records = [
+        AuditEvent(
+            kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
+            user_id=c.user_id,
+            completion_id=c.pk,
+            risk_score=c.risk_score,
+            payload={
+                "actionId": c.action_id,
+                "delta": c.delta,
+                "flagged": c.flagged,
+                "ip": c.ip,
+                "userAgent": c.user_agent,
+                "backfilled": True,
+            },
+            event_key=f"completion.accepted:{c.pk}",
+        )
+        for c in missing
+    ]
+    created = AuditEvent.objects.bulk_create(records, ignore_conflicts=True)
+    if records:
+        logger.warning("wrote %d missing completion audit records", len(records))
+    return len(created)
 
 
 def idempotency_expire() -> int:

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from actions.services import completion_audit_backfill as _backfill
 from actions.services import idempotency_expire as _expire
 
 
@@ -7,3 +8,9 @@ from actions.services import idempotency_expire as _expire
 def idempotency_expire() -> int:
     """Delete Idempotency-Key records past their time to live."""
     return _expire()
+
+
+@shared_task(name="actions.completion_audit_backfill", ignore_result=True)
+def completion_audit_backfill() -> int:
+    """Write the audit records that a broker outage lost (idempotent)."""
+    return _backfill()

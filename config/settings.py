@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "scoreboard.middleware.RequestSizeLimitMiddleware",
     "scoreboard.db_router.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,6 +85,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Content-Security-Policy (django-csp) on every response: the live page and the admin load
+# only this site's own scripts, styles and images, connect only back to it (its WebSocket
+# included: CSP3 'self' covers ws: and wss: of the same host), and run no inline script.
+# The API docs page widens style-src for Swagger UI's inline styles (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -277,7 +297,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}
+# acks_late: a task whose worker died unacknowledged goes back to the queue once its
+# visibility timeout passes (the Redis transport's redelivery). Longer than any task runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
     # kombu's Sentinel transport: one sentinel:// URL per sentinel, the master by name.
     _db = urlparse(REDIS_URL).path or "/0"
@@ -414,6 +440,12 @@ IDEMPOTENCY_TTL_SECONDS = env.int("IDEMPOTENCY_TTL_SECONDS", default=86400)
 CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
     "task": "actions.idempotency_expire",
     "schedule": 3600.0,
+}
+# A completion's audit record is queued after commit; a broker outage can lose it. This
+# writes the missing ones from the completion rows (idempotent, on the task's own key).
+CELERY_BEAT_SCHEDULE["completion-audit-backfill"] = {
+    "task": "actions.completion_audit_backfill",
+    "schedule": 60.0,
 }
 
 # Fraud: a completion whose risk score reaches the flag threshold is accepted and flagged;

@@ -12,7 +12,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +24,7 @@ from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RULES, PastCompletion, Signals, combine
 from fraud.signals import device_of, ip_prefix, signal_store
 from scoreboard import metrics
+from scoreboard.oncommit import after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -183,9 +183,7 @@ def _log_decision(
     _profile_touch(
         user_id=user_id, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED, now=now
     )
-    transaction.on_commit(
-        partial(_queue_review, user_id=user_id, key=_review_key(now)), robust=True
-    )
+    after_commit(_queue_review, user_id=user_id, key=_review_key(now))
     return log
 
 
