@@ -61,6 +61,11 @@ class RiskAssessment:
         return {"rules": self.rules, "reasons": self.reasons, "assessed": self.assessed}
 
 
+def _rules_off() -> bool:
+    """Every rule's weight is 0: no assessment, and no signals to read or keep."""
+    return not any(weight > 0 for weight in settings.FRAUD_RULE_WEIGHTS.values())
+
+
 def fraud_assess(
     *,
     user: User,
@@ -77,9 +82,8 @@ def fraud_assess(
     If the signal store is down the completion is not refused for that: the rules that
     need no store still run, and the assessment says it is incomplete (`assessed`).
     """
-    weights = settings.FRAUD_RULE_WEIGHTS
-    if not any(weight > 0 for weight in weights.values()):
-        return RiskAssessment(score=0.0)  # every rule turned off: nothing to read
+    if _rules_off():
+        return RiskAssessment(score=0.0)  # nothing to read
     timestamp = now.timestamp()
     prefix, device = ip_prefix(ip), device_of(user_agent)
     history: list[PastCompletion] | None = None
@@ -105,7 +109,7 @@ def fraud_assess(
     rules: dict[str, float] = {}
     reasons: dict[str, str] = {}
     for name, evaluate in RULES.items():
-        weight = weights.get(name, 0.0)
+        weight = settings.FRAUD_RULE_WEIGHTS.get(name, 0.0)
         if weight <= 0:
             continue
         result = evaluate(signals)
@@ -130,7 +134,7 @@ def fraud_remember(
 
     One Redis round trip; a failure only makes the rules forget this one.
     """
-    if not any(weight > 0 for weight in settings.FRAUD_RULE_WEIGHTS.values()):
+    if _rules_off():
         return
     past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta)
     try:
