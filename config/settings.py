@@ -86,6 +86,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The admin's messages live in its session: the default (cookie, then session) builds a
+# cookie signer on every request, API requests included, which never have messages.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 # Content-Security-Policy (django-csp) on every response: the live page and the admin load
 # only this site's own scripts, styles and images, connect only back to it (its WebSocket
 # included: CSP3 'self' covers ws: and wss: of the same host), and run no inline script.
@@ -335,6 +339,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "scoreboard.negotiation.JSONFirstNegotiation",
     "DEFAULT_PAGINATION_CLASS": "scoreboard.pagination.Pagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "scoreboard.exceptions.api_exception_handler",

@@ -288,6 +288,9 @@ class IndexEntry:
     score: int
 
 
+_SCRIPTS: dict[tuple[int, str], Any] = {}
+
+
 class RedisIndex:
     """The sorted-set index. Every method raises on Redis errors (callers degrade) and
     reads raise `IndexColdError` when there is no complete index to read."""
@@ -305,10 +308,12 @@ class RedisIndex:
         return get_redis_connection("strict")
 
     def _script(self, source: str) -> Any:
-        cache = self.__dict__.setdefault("_scripts", {})
-        if source not in cache:
-            cache[source] = self.client.register_script(source)
-        return cache[source]
+        # One Script (and its SHA1) per process and client: an index is made per request.
+        key = (id(self.client), source)
+        script = _SCRIPTS.get(key)
+        if script is None or script.registered_client is not self.client:
+            script = _SCRIPTS[key] = self.client.register_script(source)
+        return script
 
     def generation_keys(self, generation: str) -> dict[str, str]:
         """The name of one generation's sorted set, and its buckets' common prefix."""

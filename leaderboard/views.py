@@ -23,6 +23,7 @@ from leaderboard.serializers import (
     UserRankSerializer,
 )
 from scoreboard.errors import NotFoundError
+from scoreboard.query import query_values
 
 
 def live_page(request: HttpRequest) -> HttpResponse:
@@ -38,9 +39,7 @@ class BoardView(APIView):
         responses={200: BoardSerializer, 400: OpenApiResponse(description="`invalid`")},
     )
     def get(self, request: Request) -> Response:
-        query = BoardQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        page = selectors.leaderboard_page(**query.validated_data)
+        page = selectors.leaderboard_page(**query_values(BoardQuerySerializer, request.GET))
         return Response({**page, "generatedAt": timezone.now()})
 
 
@@ -56,9 +55,8 @@ class AroundMeView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        query = AroundQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        return Response(selectors.leaderboard_around(user=request.user, **query.validated_data))
+        query = query_values(AroundQuerySerializer, request.GET)
+        return Response(selectors.leaderboard_around(user=request.user, **query))
 
 
 class UserRankView(APIView):
