@@ -1,17 +1,64 @@
-"""REST authentication: simplejwt with stable error codes and the ban rule."""
+"""REST authentication: simplejwt with stable error codes and the ban rule.
+
+A request is authenticated from its access token's claims and the account's state in
+Redis (accounts.state: one round trip, no SQL), so bans and deactivations take effect on
+the next request. `request.user` is then a `TokenClaimsUser`: the claims answer `pk`,
+`username`, `date_joined` and the ban state at once, and anything else (the e-mail, the
+score, use in an ORM filter) loads the user's row the first time it is asked for. When
+the state is unknown (the embedded default, Redis down) the row is read at once, as
+before.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from django.utils.functional import SimpleLazyObject
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
+from accounts import state
 from accounts.errors import TokenInvalidError, UserBannedError
 from accounts.models import User
-from accounts.tokens import access_token_verify
+from accounts.tokens import JOINED_CLAIM, USERNAME_CLAIM, access_token_verify
+
+_GONE = "The token's user no longer exists or is inactive."
+
+
+def _user_row(user_id: uuid.UUID) -> User:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not user.is_active:
+        # Deleted and deactivated accounts: the token no longer names a valid user.
+        raise TokenInvalidError(_GONE)
+    return user
+
+
+class TokenClaimsUser(SimpleLazyObject):
+    """The authenticated user as the token and the account state describe it; the row
+    is loaded only when an attribute the claims do not carry is read."""
+
+    def __init__(self, user_id: uuid.UUID, claims: Token, *, banned: bool) -> None:
+        super().__init__(lambda: _user_row(user_id))
+        known = self.__dict__
+        known["pk"] = known["id"] = user_id
+        known["is_banned"] = banned
+        known["is_active"] = True
+        known["is_authenticated"] = True
+        known["is_anonymous"] = False
+        if USERNAME_CLAIM in claims:
+            known["username"] = claims[USERNAME_CLAIM]
+        if JOINED_CLAIM in claims:
+            known["date_joined"] = datetime.fromtimestamp(claims[JOINED_CLAIM], tz=UTC)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def get_username(self) -> str:
+        return self.username  # type: ignore[no-any-return]
 
 
 class BearerAuthentication(JWTAuthentication):
@@ -20,15 +67,19 @@ class BearerAuthentication(JWTAuthentication):
     def get_validated_token(self, raw_token: bytes) -> Token:
         return access_token_verify(raw_token.decode("latin-1"))
 
-    def get_user(self, validated_token: Token) -> User:
-        user_id = validated_token.get("user_id")
-        user = User.objects.filter(pk=user_id).first() if user_id else None
-        if user is None or not user.is_active:
-            # Deleted and deactivated accounts: the token no longer names a valid user.
-            raise TokenInvalidError("The token's user no longer exists or is inactive.")
-        return user
+    def get_user(self, validated_token: Token) -> Any:
+        try:
+            user_id = uuid.UUID(str(validated_token.get("user_id")))
+        except ValueError as exc:
+            raise TokenInvalidError(_GONE) from exc
+        known = state.account_state(user_id)
+        if known is None:
+            return _user_row(user_id)
+        if known in (state.INACTIVE, state.DELETED):
+            raise TokenInvalidError(_GONE)
+        return TokenClaimsUser(user_id, validated_token, banned=known == state.BANNED)
 
-    def authenticate(self, request: Request) -> tuple[User, Token] | None:  # type: ignore[override]
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:  # type: ignore[override]
         result = super().authenticate(request)
         if result is not None and result[0].is_banned and request.method not in SAFE_METHODS:
             raise UserBannedError()

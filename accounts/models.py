@@ -41,6 +41,12 @@ class User(AbstractUser):
                 name="user_board_order",
                 condition=models.Q(is_active=True, is_banned=False, score__gt=0),
             ),
+            # The accounts that may not act (accounts.state rebuilds its Redis copy).
+            models.Index(
+                fields=["id"],
+                name="user_blocked",
+                condition=models.Q(is_banned=True) | models.Q(is_active=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,11 +10,10 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import transaction
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.errors import CredentialsInvalidError, SessionRevokedError, UserBannedError
 from accounts.models import Session, User
-from accounts.tokens import refresh_token_verify
+from accounts.tokens import PlayerRefreshToken, refresh_token_verify
 from scoreboard.errors import NotFoundError, RateLimitedError
 from scoreboard.ratelimit import ratelimit_hit
 
@@ -36,7 +35,7 @@ def user_register(*, username: str, email: str, password: str) -> User:
 
 
 def _issue(*, user: User, session: Session | None, ip: str | None, user_agent: str) -> TokenPair:
-    refresh = RefreshToken.for_user(user)
+    refresh = PlayerRefreshToken.for_user(user)
     expires_at = datetime.fromtimestamp(refresh["exp"], tz=UTC)
     if session is None:
         session = Session.objects.create(

@@ -113,7 +113,7 @@ def request_fingerprint(body: dict[str, Any]) -> str:
 
 def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
     """The stored first response for this Idempotency-Key, if there is one."""
-    record = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    record = IdempotencyRecord.objects.filter(user_id=user.pk, key=key).first()
     if record is None:
         return None
     expired = record.created_at < timezone.now() - timedelta(
@@ -159,7 +159,7 @@ def _check_rules(*, user: User, action: ActionType, now: datetime) -> None:
     """
     if action.cooldown_seconds:
         last = (
-            Completion.objects.filter(user=user, action=action)
+            Completion.objects.filter(user_id=user.pk, action=action)
             .order_by("-created_at")
             .values_list("created_at", flat=True)
             .first()
@@ -170,7 +170,7 @@ def _check_rules(*, user: User, action: ActionType, now: datetime) -> None:
     if action.daily_cap is not None:
         day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         done_today = Completion.objects.filter(
-            user=user, action=action, created_at__gte=day_start
+            user_id=user.pk, action=action, created_at__gte=day_start
         ).count()
         if done_today >= action.daily_cap:
             raise DailyCapReachedError(details={"dailyCap": action.daily_cap})
@@ -267,7 +267,14 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         if completion is None:
             raise
 
-    fraud_remember(user_id=user.pk, action_id=action.pk, delta=action.reward, risk=risk, at=now)
+    fraud_remember(
+        user_id=user.pk,
+        action_id=action.pk,
+        delta=action.reward,
+        risk=risk,
+        at=now,
+        score=completion.score_entry.score_after,
+    )
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
     body = {
@@ -280,7 +287,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         "flagged": completion.flagged,
     }
     if request.idempotency_key:
-        IdempotencyRecord.objects.filter(user=user, key=request.idempotency_key).update(
+        IdempotencyRecord.objects.filter(user_id=user.pk, key=request.idempotency_key).update(
             response_status=200, response_body=body
         )
     return CompletionOutcome(status=200, body=body, headers=rate_headers)
@@ -330,7 +337,9 @@ def _stored(user: User, nonce: str) -> Completion | None:
     """The committed completion of this nonce, if the database can say so now."""
     try:
         return (
-            Completion.objects.select_related("score_entry").filter(user=user, nonce=nonce).first()
+            Completion.objects.select_related("score_entry")
+            .filter(user_id=user.pk, nonce=nonce)
+            .first()
         )
     except DatabaseError:
         return None
@@ -350,7 +359,7 @@ def _accept(
         try:
             with transaction.atomic():
                 IdempotencyRecord.objects.create(
-                    user=user, key=request.idempotency_key, request_hash=request.fingerprint
+                    user_id=user.pk, key=request.idempotency_key, request_hash=request.fingerprint
                 )
         except IntegrityError as exc:
             raise _IdempotencyRaceError() from exc
@@ -381,7 +390,7 @@ def _accept(
     # The nonce's unique key backs up the check above; a violation aborts the whole
     # transaction and becomes token_replayed in completion_submit.
     completion = Completion.objects.create(
-        user=user,
+        user_id=user.pk,
         action=action,
         nonce=token.nonce,
         score_entry=entry,

@@ -418,6 +418,10 @@ SIMPLE_JWT = {
     "TOKEN_OBTAIN_SERIALIZER": "accounts.serializers.LoginSerializer",
 }
 
+# Authentication reads whether an account was banned or deactivated from a Redis copy of
+# those users (accounts.state), rebuilt from PostgreSQL at least this often.
+ACCOUNT_STATE_REFRESH_SECONDS = env.int("ACCOUNT_STATE_REFRESH_SECONDS", default=300)
+
 # Failed logins allowed per username and per client IP (successful logins never count).
 LOGIN_FAILURES_PER_USERNAME = env.str("LOGIN_FAILURES_PER_USERNAME", default="5/m")
 LOGIN_FAILURES_PER_IP = env.str("LOGIN_FAILURES_PER_IP", default="30/m")

@@ -20,6 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Session, User
+from accounts.state import account_state_set, state_of
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RULES, PastCompletion, Signals, combine
 from fraud.signals import device_of, ip_prefix, signal_store
@@ -88,8 +89,9 @@ def fraud_assess(
     prefix, device = ip_prefix(ip), device_of(user_agent)
     history: list[PastCompletion] | None = None
     accounts_on_ip: int | None = None
+    score: int | None = None
     try:
-        history, accounts_on_ip = signal_store().read(user_id=user.pk, ip=ip, now=timestamp)
+        history, accounts_on_ip, score = signal_store().read(user_id=user.pk, ip=ip, now=timestamp)
     except Exception:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("fraud signals unavailable; assessing %s without them", user.pk)
@@ -102,7 +104,8 @@ def fraud_assess(
         ip_prefix=prefix,
         device=device,
         date_joined=user.date_joined,
-        score=user.score,
+        # The score the user's last completion left (no SQL); the row only without one.
+        score=score if score is not None else user.score,
         history=history,
         accounts_on_ip=accounts_on_ip,
     )
@@ -128,7 +131,13 @@ def fraud_assess(
 
 
 def fraud_remember(
-    *, user_id: uuid.UUID, action_id: str, delta: int, risk: RiskAssessment, at: datetime
+    *,
+    user_id: uuid.UUID,
+    action_id: str,
+    delta: int,
+    risk: RiskAssessment,
+    at: datetime,
+    score: int | None = None,
 ) -> None:
     """Add an accepted or blocked completion to the signals of the next assessment.
 
@@ -138,7 +147,7 @@ def fraud_remember(
         return
     past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta)
     try:
-        signal_store().remember(user_id=user_id, past=past)
+        signal_store().remember(user_id=user_id, past=past, score=score)
     except Exception:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("could not remember a completion of %s for the fraud rules", user_id)
@@ -393,6 +402,7 @@ def user_set_banned(
         )
         user.refresh_from_db()
         transaction.on_commit(lambda: leaderboard_user_changed(user=user), robust=True)
+        transaction.on_commit(lambda: account_state_set(user.pk, state_of(user)), robust=True)
     return True
 
 

@@ -10,6 +10,8 @@ Keys, under `<REDIS_KEY_PREFIX>:fraud:`:
   u:<user id>   list    the user's last FRAUD_HISTORY_SIZE completions, newest first,
                         each "time|action|ip prefix|device|delta"
   ip:<address>  zset    user id -> time of their last completion from this address
+  s:<user id>   string  the user's score after their last accepted completion (read by
+                        the score-jump rule instead of the user's row)
 """
 
 from __future__ import annotations
@@ -60,6 +62,13 @@ def _decode(raw: bytes | str) -> PastCompletion | None:
         return None
 
 
+def _int_or_none(raw: bytes | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 class RedisSignalStore:
     """The signal store on the `strict` Redis alias: every call raises on Redis errors."""
 
@@ -74,10 +83,10 @@ class RedisSignalStore:
 
     def read(
         self, *, user_id: uuid.UUID, ip: str | None, now: float
-    ) -> tuple[list[PastCompletion], int]:
+    ) -> tuple[list[PastCompletion], int, int | None]:
         """(the user's recent completions, newest first; accounts seen on this address in
-        the farm window, this one included). One round trip; counts this account on the
-        address as it reads."""
+        the farm window, this one included; the user's last known score, or None). One
+        round trip; counts this account on the address as it reads."""
         window = settings.FRAUD_FARM_WINDOW_SECONDS
         ip_key = f"{self.base}:ip:{ip or 'unknown'}"
         pipe = self.client.pipeline(transaction=False)
@@ -86,17 +95,23 @@ class RedisSignalStore:
         pipe.zremrangebyscore(ip_key, "-inf", now - window)
         pipe.zcard(ip_key)
         pipe.expire(ip_key, int(window) + 1)
-        raw, _, _, accounts, _ = pipe.execute()
+        pipe.get(f"{self.base}:s:{user_id}")
+        raw, _, _, accounts, _, score = pipe.execute()
         history = [past for past in map(_decode, raw) if past is not None]
-        return history, int(accounts)
+        return history, int(accounts), _int_or_none(score)
 
-    def remember(self, *, user_id: uuid.UUID, past: PastCompletion) -> None:
-        """Add a completion to the user's recent history. One round trip."""
+    def remember(
+        self, *, user_id: uuid.UUID, past: PastCompletion, score: int | None = None
+    ) -> None:
+        """Add a completion (and the score it left, if accepted) to the user's recent
+        history. One round trip."""
         key = f"{self.base}:u:{user_id}"
         pipe = self.client.pipeline(transaction=False)
         pipe.lpush(key, _encode(past))
         pipe.ltrim(key, 0, settings.FRAUD_HISTORY_SIZE - 1)
         pipe.expire(key, _HISTORY_TTL)
+        if score is not None:
+            pipe.set(f"{self.base}:s:{user_id}", score, ex=_HISTORY_TTL)
         pipe.execute()
 
 
@@ -110,7 +125,7 @@ class LocalSignalStore:
 
     def read(
         self, *, user_id: uuid.UUID, ip: str | None, now: float
-    ) -> tuple[list[PastCompletion], int]:
+    ) -> tuple[list[PastCompletion], int, int | None]:
         window = settings.FRAUD_FARM_WINDOW_SECONDS
         with self._lock:
             history = self.cache.get(f"fraud:u:{user_id}", [])
@@ -118,13 +133,18 @@ class LocalSignalStore:
             seen = {uid: at for uid, at in seen.items() if at > now - window}
             seen[str(user_id)] = now
             self.cache.set(f"fraud:ip:{ip or 'unknown'}", seen, timeout=int(window) + 1)
-        return [past for past in map(_decode, history) if past is not None], len(seen)
+            score = self.cache.get(f"fraud:s:{user_id}")
+        return [past for past in map(_decode, history) if past is not None], len(seen), score
 
-    def remember(self, *, user_id: uuid.UUID, past: PastCompletion) -> None:
+    def remember(
+        self, *, user_id: uuid.UUID, past: PastCompletion, score: int | None = None
+    ) -> None:
         key = f"fraud:u:{user_id}"
         with self._lock:
             history = [_encode(past), *self.cache.get(key, [])]
             self.cache.set(key, history[: settings.FRAUD_HISTORY_SIZE], timeout=_HISTORY_TTL)
+            if score is not None:
+                self.cache.set(f"fraud:s:{user_id}", score, timeout=_HISTORY_TTL)
 
 
 def signal_store() -> RedisSignalStore | LocalSignalStore:

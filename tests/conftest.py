@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import tokens
 from tests.factories import ActionTypeFactory, UserFactory
 
 
@@ -116,7 +116,7 @@ def api_client() -> APIClient:
 
 
 def access_token_for(user) -> str:  # type: ignore[no-untyped-def]
-    return str(RefreshToken.for_user(user).access_token)
+    return tokens.access_token_for(user)
 
 
 @pytest.fixture
