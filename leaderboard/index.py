@@ -110,6 +110,14 @@ local suffix = string.format('%02x%02x', string.byte(ARGV[2], 15, 16))
 local held = redis.call('HGET', ARGV[1] .. gen .. ':n:' .. suffix, ARGV[2])
 local z = ARGV[1] .. gen .. ':z'
 local rank = held and redis.call('ZREVRANK', z, string.sub(held, 1, 8) .. ARGV[2])
+-- The writer's after-commit messages, in this same round trip: wake the broadcasters
+-- (ARGV[9]) and tell the user their score and rank (ARGV[10]: user id, newline, JSON).
+if ARGV[9] and ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[9], '') end
+if ARGV[10] and ARGV[10] ~= '' then
+  local shown = rank and tostring(rank + 1) or 'null'
+  redis.call('PUBLISH', ARGV[10], ARGV[11] .. '\\n{"type":"me.update","score":' .. ARGV[3]
+    .. ',"rank":' .. shown .. '}')
+end
 return {applied, rank or -1}
 """
 )
@@ -360,10 +368,16 @@ class RedisIndex:
         reached_at: datetime,
         entry_id: int,
         ranked: bool,
+        wake_channel: str = "",
+        me_channel: str = "",
     ) -> tuple[bool, int | None]:
         """`apply`, and the user's 1-based rank after it (None when not on the board), in
         the same round trip. Raises `IndexColdError` when the index is cold (the write is
-        kept for the rebuild)."""
+        kept for the rebuild, and nothing is published).
+
+        When applied to a warm index, the same script PUBLISHes an empty wake-up on
+        `wake_channel` and `<user id>\n{"type":"me.update",...}` on `me_channel` (each when
+        given), so the writer's after-commit work is one round trip."""
         k = self.keys
         applied, rank = self._script(APPLY)(
             keys=[k["ready"], k["v"], k["dirty"], k["building"], k["pending"]],
@@ -376,6 +390,9 @@ class RedisIndex:
                 username.encode(),
                 "1" if ranked and score > 0 else "0",
                 repr(time.time()),
+                wake_channel,
+                me_channel,
+                str(user_id),
             ],
         )
         if applied == -1:

@@ -74,9 +74,9 @@ def leaderboard_score_changed(
         if user is None:
             return None
         username, ranked = user.username, user.is_active and not user.is_banned
-    found: tuple[int, int] | bool | None = False  # False: not known yet
     if not settings.EMBEDDED:
         try:
+            # One round trip: the index write, the broadcasters' wake-up and me.update.
             _, rank = RedisIndex().apply_and_rank(
                 user_id=user_id,
                 username=username,
@@ -84,16 +84,17 @@ def leaderboard_score_changed(
                 reached_at=reached_at,
                 entry_id=entry_id,
                 ranked=ranked,
+                wake_channel=broadcast.dirty_channel(),
+                me_channel=broadcast.me_channel(),
             )
-            found = (rank, score) if rank is not None else None
+            return rank
         except IndexColdError:
             pass  # kept for the rebuild; the rank comes from PostgreSQL below
         except Exception:
             metrics.backing_service_errors.labels("redis").inc()
             logger.warning("index update for %s failed; left to the reconciler", user_id)
     broadcast.mark_dirty()
-    if found is False:
-        found = leaderboard_rank_and_score(user_id=user_id)
+    found = leaderboard_rank_and_score(user_id=user_id)
     rank = found[0] if found else None
     _send_to_user(user_id, {"type": "me.update", "score": score, "rank": rank})
     return rank
