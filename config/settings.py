@@ -160,7 +160,10 @@ if DB_IS_POSTGRES and SERVER_ROLE == "asgi":
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A health check is one more round trip (SELECT 1) on every request that uses the
+    # database. Off: after PostgreSQL restarts, each worker's first query fails (503
+    # service_unavailable, which clients retry) and Django drops that connection.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 if DB_IS_POSTGRES:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -6,7 +6,10 @@ from scoreboard.logs import logging_config
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = "sync"
+# sync: one request at a time per worker, and a new connection from nginx per request.
+# gthread: keeps nginx's upstream connections alive (GUNICORN_THREADS per worker).
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
