@@ -22,6 +22,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -35,7 +36,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/scoreboard_bench"
 # `--quick`: every scenario but the index, short, fan-out at 1,000 viewers only.
 QUICK = {
     "only": "read,write,fanout",
-    "seconds": 3.0,
+    "seconds": 2.0,
     "read_rounds": 1,
     "write_rounds": 1,
     "viewers": "1000",
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="read, write (with pgbench) and fan-out at 1,000 viewers, 3 s each: under 2 min",
+        help="read, write (with pgbench) and fan-out at 1,000 viewers, 2 s each: under 2 min",
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
     parser.add_argument(
@@ -151,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         "--results-dir", type=Path, default=RESULTS, help="where <UTC time>.json and .md go"
     )
     parser.add_argument(
+        "--keep-max-requests",
+        action="store_true",
+        help="keep gunicorn's worker recycling (max_requests) during the run",
+    )
+    parser.add_argument(
         "--no-fraud-rules",
         action="store_true",
         help="every fraud rule's weight 0 (the completion path without the rules)",
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = run_standalone(STANDALONE[name], args, database_url)
     chosen = [name for name in chosen if name in SCENARIOS]
     if not chosen:
-        return _write(args, meta, results)
+        return _write(args, meta, results, {})
 
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     prefix = f"sbbench-{secrets.token_hex(4)}"
@@ -183,11 +189,19 @@ def main(argv: list[str] | None = None) -> int:
         "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
         **scenarios.STACK_ENV,
     }
+    changed = {k: v for k, v in scenarios.STACK_ENV.items() if k != "LOG_LEVEL"}
+    if not args.keep_max_requests:
+        # deploy/gunicorn_conf.py recycles a worker after 5,000 (+ up to 500) requests;
+        # the two workers reach that together and each new one imports Django again
+        # (seconds of CPU on these cores), which stalls every figure measured meanwhile.
+        # The run turns recycling off and counts worker boots; --keep-max-requests not.
+        env["GUNICORN_CMD_ARGS"] = changed["GUNICORN_CMD_ARGS"] = "--max-requests 0"
     if args.no_fraud_rules:
         from fraud.rules import RULES
 
         env["FRAUD_RULE_WEIGHTS"] = ",".join(f"{name}=0" for name in RULES)
-    scenarios.recreate_database(database_url)
+    phases: dict[str, float] = {}
+    began = time.monotonic()
     stack = Stack(
         web=args.web,
         ws=args.ws,
@@ -197,20 +211,26 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=redis_url,
         extra_env=env,
     )
+    scenarios.database_from_template(database_url, stack.env(DATABASE_URL=database_url))
+    phases["database"] = time.monotonic() - began
     deploy.stack.wait_http = _patient_wait_http
     with stack.running():
+        phases["stack start"] = time.monotonic() - began - sum(phases.values())
         scenarios.setup_django(stack)
+        phases["django setup here"] = time.monotonic() - began - sum(phases.values())
         world = scenarios.World.create(stack, users=args.users)
+        phases["players"] = time.monotonic() - began - sum(phases.values())
         for name in chosen:
             print(f"== {name}", flush=True)
             boots = _worker_boots(stack)
             results[name] = asyncio.run(SCENARIOS[name](world, args))
-            # gunicorn restarts a worker after max_requests (deploy/gunicorn_conf.py): a
-            # fresh worker imports Django again, on the cores the figures share.
+            # A gunicorn worker that (re)starts imports Django again, on the same cores.
             results[name]["gunicorn_worker_boots"] = _worker_boots(stack) - boots  # type: ignore[index]
+            phases[name] = time.monotonic() - began - sum(phases.values())
             print(json.dumps(results[name], indent=2), flush=True)
     scenarios.drop_redis_prefix(redis_url, prefix)
-    return _write(args, meta, results)
+    meta["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
+    return _write(args, meta, results, changed)
 
 
 def _worker_boots(stack: Stack) -> int:
@@ -221,12 +241,16 @@ def _worker_boots(stack: Stack) -> int:
     )
 
 
-def _write(args: argparse.Namespace, meta: dict[str, object], results: dict[str, object]) -> int:
+def _write(
+    args: argparse.Namespace,
+    meta: dict[str, object],
+    results: dict[str, object],
+    changed: dict[str, str],
+) -> int:
     meta = report.finish(meta)
-    raised = {k: v for k, v in scenarios.STACK_ENV.items() if k != "LOG_LEVEL"}
     table = report.rows(results)
-    text = report.markdown(meta, table, raised, report.notes(results))
-    document = {"machine": meta, "raised_settings": raised, "results": results}
+    text = report.markdown(meta, table, changed, report.notes(results))
+    document = {"machine": meta, "changed_settings": changed, "results": results}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     (args.results_dir / f"{stamp}.json").write_text(json.dumps(document, indent=2))

@@ -354,15 +354,21 @@ def markdown(
     for row in table:
         cells = [c.replace("|", "\\|") for c in asdict(row).values()]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Changed for the run (settings of the stack under benchmark; rate limits raised so "
-        "the work is measured, not the limiter; the IP-farm rule off because every "
-        "simulated player comes from 127.0.0.1): "
-        + ", ".join(f"`{k}={v}`" for k, v in raised.items())
-        + ".",
-        "",
-    ]
+    if raised:
+        lines += [
+            "",
+            "Changed for the run (settings of the stack under benchmark: rate limits raised so "
+            "the work is measured, not the limiter; the IP-farm rule off because every "
+            "simulated player comes from 127.0.0.1; gunicorn's worker recycling off, see "
+            "bench/README.md): " + ", ".join(f"`{k}={v}`" for k, v in raised.items()) + ".",
+            "",
+        ]
+    if meta.get("phase_seconds"):
+        lines += [
+            *([] if lines[-1] == "" else [""]),
+            "Phases (s): " + ", ".join(f"{k} {v}" for k, v in meta["phase_seconds"].items()) + ".",
+            "",
+        ]
     for note in extra:
         lines += [note, ""]
     return "\n".join(lines)

@@ -210,7 +210,7 @@ def run_segment(
 ) -> list[dict[str, Any]]:
     """One run of the clients; what each worker process measured (see `summarize`)."""
     processes = max(1, min(processes, len(clients)))
-    start_at = time.time() + 1.0 + 0.3 * processes  # every worker imported and waiting
+    start_at = time.time() + 0.6 + 0.2 * processes  # every worker imported and waiting
     running = []
     with tempfile.TemporaryDirectory(prefix="bench-writer-") as tmp:
         for p in range(processes):
