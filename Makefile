@@ -69,7 +69,8 @@ format: install
 bench: install bench-deps
 	$(PY) -m bench $(BENCH_ARGS)
 
-# The reduced run (reads, writes with pgbench, fan-out at 1,000 viewers): under 2 minutes.
+# The reduced run (reads, writes with pgbench, fan-out at 1,000 viewers), meant to take
+# under 2 minutes (bench/README.md says what it took on a loaded machine).
 bench-quick: install bench-deps
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
