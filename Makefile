@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install system-deps run test test-faults lint format bench stack clean backup restore
+.PHONY: install system-deps bench-deps run test test-faults lint format bench bench-quick stack clean backup restore
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +29,11 @@ install: $(VENV)/.installed .env
 # once when run as root with apt-get; otherwise the one command to run is named).
 system-deps:
 	@scripts/system-deps nginx chromium
+
+# The benchmarks' programs: nginx for the stack, wrk for reads, pgbench for the write
+# baseline (no browser).
+bench-deps:
+	@scripts/system-deps nginx wrk pgbench
 
 # Local secrets, made once and kept out of git. Written to a temporary file and moved
 # into place only if no .env exists yet, so instances started at once share one secret.
@@ -59,8 +64,15 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install system-deps
+# Every figure with its baseline in the same run; bench/results/<UTC time>.json and .md.
+# BENCH_DATABASE_URL names the database it recreates (one per checkout on a shared machine).
+bench: install bench-deps
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The reduced run (reads, writes with pgbench, fan-out at 1,000 viewers), meant to take
+# under 2 minutes (bench/README.md says what it took on a loaded machine).
+bench-quick: install bench-deps
+	$(PY) -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache staticfiles

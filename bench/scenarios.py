@@ -1,20 +1,25 @@
-"""The benchmark scenarios: REST reads and completions (fan-out is in bench/fanout.py)."""
+"""The benchmark scenarios: REST reads (wrk) and completions (bench.writer, pgbench).
+
+Fan-out is in bench/fanout.py, the ranking index in bench/index.py.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-
-from bench.load import LoadResult, closed_loop
+from bench import pgbench, writer, wrk
 from deploy.stack import Stack
 
 # The stack under benchmark: limits high enough that the benchmark measures the work,
-# not the rate limiter (which has its own tests).
+# not the rate limiter (which has its own tests). The defaults (10 completions a minute
+# per user, 300 per IP) would turn all but the first few seconds into 429s: every
+# simulated player comes from 127.0.0.1.
 STACK_ENV = {
     "COMPLETION_RATE_PER_USER": "100000/m",
     "COMPLETION_RATE_PER_IP": "1000000/m",
@@ -24,6 +29,7 @@ STACK_ENV = {
     "FRAUD_RULE_WEIGHTS": "ip_farm=0",
 }
 BENCH_ACTION = "bench-click"
+HOT_USER = "benchhot"
 
 
 def recreate_database(database_url: str) -> None:
@@ -35,6 +41,54 @@ def recreate_database(database_url: str) -> None:
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # our own bench DB
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _migrations_digest() -> str:
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("*/migrations/*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def database_from_template(database_url: str, env: dict[str, str]) -> None:
+    """Recreate the bench database as a copy of a migrated template (`<name>_tpl`).
+
+    The template is made once per set of migrations (`manage.py bootstrap` on it, its
+    digest kept as the database's comment): copying it takes a second, where migrating a
+    fresh database took most of a quick run's start on loaded cores.
+    """
+    import subprocess
+    import sys
+
+    import psycopg
+
+    parsed = urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    template = f"{name}_tpl"
+    env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}  # not made yet
+    admin = parsed._replace(path="/postgres").geturl()
+    digest = _migrations_digest()
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        found = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            [template],
+        ).fetchone()
+        if found is None or found[0] != digest:
+            recreate_database(parsed._replace(path=f"/{template}").geturl())
+            made = subprocess.run(
+                [sys.executable, "manage.py", "bootstrap"],
+                cwd=Path(__file__).resolve().parent.parent,
+                env={**env, "DATABASE_URL": parsed._replace(path=f"/{template}").geturl()},
+                check=False,
+                capture_output=True,
+                timeout=600,
+            )
+            if made.returncode != 0:
+                raise RuntimeError(f"bootstrap of {template} failed:\n{made.stderr[-3000:]!r}")
+            conn.execute(f"COMMENT ON DATABASE \"{template}\" IS '{digest}'")  # hex digest
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # our own bench DB
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
 
 
 def drop_redis_prefix(redis_url: str, prefix: str) -> None:
@@ -60,14 +114,19 @@ class World:
     stack: Stack
     user_ids: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    hot_user_id: str = ""
+    hot_token: str = ""
 
     @classmethod
     def create(cls, stack: Stack, *, users: int) -> World:
         from django.contrib.auth.hashers import make_password
-        from rest_framework_simplejwt.tokens import RefreshToken
+        from django.db import transaction
+        from rest_framework_simplejwt.tokens import AccessToken
 
         from accounts.models import User
         from actions.models import ActionType
+        from scoreboard.models import ScoreEntry
+        from scoreboard.services import ledger_award
 
         ActionType.objects.update_or_create(
             id=BENCH_ACTION,
@@ -88,85 +147,250 @@ class World:
             ],
             ignore_conflicts=True,
         )
+        User.objects.get_or_create(
+            username=HOT_USER, defaults={"email": "benchhot@example.com", "password": password}
+        )
         world = cls(stack=stack)
-        for user in User.objects.filter(username__startswith="bench").order_by("username"):
+        players = list(User.objects.filter(username__regex=r"^bench[0-9]+$").order_by("username"))
+        with transaction.atomic():  # one transaction: quick to set up on loaded cores
+            for n, user in enumerate(players):
+                if user.score == 0:  # a board of ranked players, scores spread out
+                    ledger_award(
+                        user_id=user.pk,
+                        delta=1 + (n * 7919) % 10_000,
+                        reason=ScoreEntry.Reason.ADJUSTMENT,
+                        note="bench",
+                    )
+        for user in players:
             world.user_ids.append(str(user.pk))
-            world.tokens.append(str(RefreshToken.for_user(user).access_token))
+            # An access token alone (no refresh token, no session row): all reads and
+            # writes need.
+            world.tokens.append(str(AccessToken.for_user(user)))
+        hot = User.objects.get(username=HOT_USER)
+        world.hot_user_id = str(hot.pk)
+        world.hot_token = str(AccessToken.for_user(hot))
         return world
 
-    def auth(self, index: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[index % len(self.tokens)]}"}
+    @property
+    def host_port(self) -> tuple[str, int]:
+        parsed = urlparse(self.stack.url)
+        return parsed.hostname or "127.0.0.1", parsed.port or 80
 
 
-def _ratio(result: LoadResult, baseline: LoadResult) -> dict[str, Any]:
-    summary = result.summary()
-    summary["rps_vs_baseline"] = round(result.rps / baseline.rps, 3) if baseline.rps else None
-    base_p50 = baseline.percentile(0.5)
-    summary["p50_vs_baseline"] = round(result.percentile(0.5) / base_p50, 2) if base_p50 else None
-    return summary
+# -- reads ------------------------------------------------------------------------------
+
+# Each read figure must reach this share of /healthz's requests/s, with this p99.
+READ_TARGET = {"ratio": 0.70, "aim": 0.85, "p99_ms": 50.0}
 
 
-def _client(world: World, concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(base_url=world.stack.url, limits=limits, timeout=30)
+def _reads(world: World) -> dict[str, tuple[list[str], list[str] | None]]:
+    """name -> (paths rotated over, Authorization headers rotated over)."""
+    bearer = [f"Bearer {t}" for t in world.tokens]
+    return {
+        "leaderboard top 10": (["/api/v1/leaderboard/?limit=10"], None),
+        "leaderboard user rank": (
+            [f"/api/v1/leaderboard/users/{user_id}/" for user_id in world.user_ids],
+            None,
+        ),
+        "leaderboard around me": (["/api/v1/leaderboard/me/"], bearer),
+        "me": (["/api/v1/me/"], bearer),
+    }
 
 
 async def read(world: World, args: argparse.Namespace) -> dict[str, Any]:
-    """Reads: the board, one user's rank and /me, against /healthz through the same path."""
-    async with _client(world, args.concurrency) as client:
+    """Reads with wrk, each segment preceded by a /healthz segment through the same stack.
 
-        async def get(path: str, headers: dict[str, str] | None = None) -> int:
-            return (await client.get(path, headers=headers)).status_code
-
-        runs = {
-            "healthz (baseline)": lambda w, i: get("/healthz"),
-            "leaderboard top 10": lambda w, i: get("/api/v1/leaderboard/?limit=10"),
-            "leaderboard user rank": lambda w, i: get(
-                f"/api/v1/leaderboard/users/{world.user_ids[(w * 7919 + i) % len(world.user_ids)]}/"
-            ),
-            "me": lambda w, i: get("/api/v1/me/", world.auth(w + i)),
-        }
-        results = {}
-        for name, call in runs.items():
-            results[name] = await closed_loop(
-                name, call, concurrency=args.concurrency, seconds=args.seconds
-            )
-    baseline = results["healthz (baseline)"]
-    return {name: _ratio(result, baseline) for name, result in results.items()}
-
-
-async def _complete_once(client: httpx.AsyncClient, world: World, index: int) -> tuple[int, dict]:
-    headers = world.auth(index)
-    started = await client.post(f"/api/v1/actions/{BENCH_ACTION}/start/", headers=headers)
-    if started.status_code != 201:
-        return started.status_code, {}
-    done = await client.post(
-        "/api/v1/actions/complete/",
-        headers=headers,
-        json={"actionId": BENCH_ACTION, "actionToken": started.json()["actionToken"]},
+    `--read-rounds` rounds of (healthz, board, healthz, user, healthz, around me,
+    healthz, me), each segment `--seconds / --read-rounds` long, so the machine's noise
+    hits the baseline and the reads alike.
+    """
+    reads = _reads(world)
+    rounds = max(1, args.read_rounds)
+    segment = max(1, round(args.seconds / rounds))
+    baseline = wrk.Merged("healthz (baseline)")
+    merged = {name: wrk.Merged(name) for name in reads}
+    pairs: dict[str, list[float]] = {name: [] for name in reads}
+    # Warm-up, not counted: a gunicorn worker's first requests of a view import code and
+    # open connections. One wrk run over every read path (tokens on all of them).
+    wrk.run(
+        world.stack.url,
+        ["/healthz", *[paths[0] for paths, _ in reads.values()]],
+        name="warm-up",
+        seconds=2,
+        connections=args.concurrency,
+        authorizations=[f"Bearer {t}" for t in world.tokens],
     )
-    return done.status_code, (done.json() if done.status_code == 200 else {})
+    for _ in range(rounds):
+        for name, (paths, auths) in reads.items():
+            base = wrk.run(
+                world.stack.url,
+                ["/healthz"],
+                name="healthz",
+                seconds=segment,
+                connections=args.concurrency,
+            )
+            baseline.segments.append(base)
+            seg = wrk.run(
+                world.stack.url,
+                paths,
+                name=name,
+                seconds=segment,
+                connections=args.concurrency,
+                authorizations=auths,
+            )
+            merged[name].segments.append(seg)
+            if base.requests:
+                pairs[name].append(
+                    round(seg.requests / seg.duration / (base.requests / base.duration), 3)
+                )
+    base_summary = baseline.summary()
+    out: dict[str, Any] = {
+        "connections": args.concurrency,
+        "segment_seconds": segment,
+        "rounds": rounds,
+        "target": READ_TARGET,
+        "healthz (baseline)": base_summary,
+    }
+    for name, result in merged.items():
+        summary = result.summary()
+        ratio = round(result.rps / baseline.rps, 3) if baseline.rps else None
+        summary["rps_vs_healthz"] = ratio
+        summary["rps_vs_adjacent_healthz"] = pairs[name]
+        summary["met"] = bool(
+            ratio is not None
+            and ratio >= READ_TARGET["ratio"]
+            and summary["p99_ms"] is not None
+            and summary["p99_ms"] <= READ_TARGET["p99_ms"]
+            and summary["non_2xx"] == 0
+        )
+        out[name] = summary
+    return out
+
+
+# -- writes -----------------------------------------------------------------------------
+
+WRITE_TARGET = {"ratio": 0.10, "aim": 0.35, "complete_p99_ms": 100.0}
+HOT_ALLOWED = {"200", "409", "429"}
+
+
+def _hot_user_check(user_id: str, accepted: int, score_before: int) -> dict[str, Any]:
+    from django.db.models import Sum
+
+    from accounts.models import User
+    from actions.models import ActionType
+    from scoreboard.models import ScoreEntry
+
+    reward = ActionType.objects.get(pk=BENCH_ACTION).reward
+    score = User.objects.get(pk=user_id).score
+    ledger = ScoreEntry.objects.filter(user_id=user_id).aggregate(s=Sum("delta"))["s"] or 0
+    return {
+        "reward": reward,
+        "score_before": score_before,
+        "score_after": score,
+        "ledger_sum": ledger,
+        "score_equals_accepted_times_reward": score - score_before == accepted * reward,
+        "score_equals_ledger_sum": score == ledger,
+    }
+
+
+def _score(user_id: str) -> int:
+    from accounts.models import User
+
+    return User.objects.get(pk=user_id).score
 
 
 async def write(world: World, args: argparse.Namespace) -> dict[str, Any]:
-    """Completions (start + complete, two requests each) against /healthz pairs."""
-    async with _client(world, args.concurrency) as client:
+    """Completions against pgbench running the completion's transaction, same run.
 
-        async def healthz_pair(w: int, i: int) -> int:
-            await client.get("/healthz")
-            return (await client.get("/healthz")).status_code
+    `--write-rounds` rounds of (pgbench spread, completions over many users), then as
+    many of (pgbench hot row, completions of one hot user), each `--seconds / rounds`
+    long; then /healthz pairs through the same client.
+    """
+    import asyncio
 
-        async def completion(w: int, i: int) -> int:
-            status, _ = await _complete_once(client, world, w + i * args.concurrency)
-            return status
+    host, port = world.host_port
+    n = args.concurrency
+    rounds = max(1, args.write_rounds)
+    seconds = max(1.0, round(args.seconds / rounds))
 
-        baseline = await closed_loop(
-            "healthz pair (baseline)",
-            healthz_pair,
-            concurrency=args.concurrency,
-            seconds=args.seconds,
+    def segment(clients: list[list[str]], mode: str = "complete", length: float = seconds) -> list:
+        return writer.run_segment(
+            host=host,
+            port=port,
+            action=BENCH_ACTION,
+            clients=clients,
+            seconds=length,
+            processes=args.writer_processes,
+            mode=mode,
         )
-        result = await closed_loop(
-            "start + complete", completion, concurrency=args.concurrency, seconds=args.seconds
+
+    def base(scratch: str, users: int) -> dict[str, Any]:
+        return pgbench.run_segment(
+            scratch, users=users, clients=n, seconds=seconds, action=BENCH_ACTION
         )
-    return {baseline.name: _ratio(baseline, baseline), result.name: _ratio(result, baseline)}
+
+    shapes = await asyncio.to_thread(pgbench.completion_statements, world.user_ids[0], BENCH_ACTION)
+    scratch, users = await asyncio.to_thread(pgbench.prepare, world.stack.database_url)
+    # Each client cycles over users of its own.
+    spread_clients = [world.tokens[c::n] for c in range(n)]
+    hot_clients = [[world.hot_token] for _ in range(n)]
+    segment(spread_clients, length=1.0)  # warm-up, not counted
+    spread_segments, many_segments = [], []
+    for _ in range(rounds):
+        spread_segments.append(base(scratch, users))
+        many_segments.append(segment(spread_clients))
+    before = await asyncio.to_thread(_score, world.hot_user_id)
+    hot_base_segments, hot_segments = [], []
+    for _ in range(rounds):
+        hot_base_segments.append(base(scratch, 1))
+        hot_segments.append(segment(hot_clients))
+    healthz = writer.summarize(
+        [segment([[t] for t in world.tokens[:n]], mode="healthz")], clients=n, mode="healthz"
+    )
+    spread_base = pgbench.summarize(spread_segments)
+    hot_base = pgbench.summarize(hot_base_segments)
+    many = writer.summarize(many_segments, clients=n, mode="complete")
+    hot = writer.summarize(hot_segments, clients=n, mode="complete")
+
+    hot["check"] = await asyncio.to_thread(
+        _hot_user_check, world.hot_user_id, hot["accepted"], before
+    )
+    hot["only_allowed_statuses"] = set(hot["complete_statuses"]) <= HOT_ALLOWED and set(
+        hot["start_statuses"]
+    ) <= {"201", "429"}
+    hot["met"] = bool(
+        hot["only_allowed_statuses"]
+        and hot["io_errors"] == 0
+        and hot["iterations"] > 0
+        and hot["check"]["score_equals_accepted_times_reward"]
+        and hot["check"]["score_equals_ledger_sum"]
+    )
+
+    def ratio(value: float, base: float | None) -> float | None:
+        return round(value / base, 3) if base else None
+
+    many["vs_pgbench_spread"] = ratio(many["accepted_per_s"], spread_base["tps"])
+    many["vs_pgbench_hot"] = ratio(many["accepted_per_s"], hot_base["tps"])
+    many["iterations_vs_healthz_pairs"] = ratio(
+        many["iterations_per_s"], healthz["iterations_per_s"]
+    )
+    many["met"] = bool(
+        many["vs_pgbench_spread"] is not None
+        and many["vs_pgbench_spread"] >= WRITE_TARGET["ratio"]
+        and many["complete_p99_ms"] is not None
+        and many["complete_p99_ms"] <= WRITE_TARGET["complete_p99_ms"]
+        and set(many["complete_statuses"]) == {"200"}
+    )
+    hot["vs_pgbench_hot"] = ratio(hot["accepted_per_s"], hot_base["tps"])
+    return {
+        "target": WRITE_TARGET,
+        "rounds": rounds,
+        "segment_seconds": seconds,
+        "completion_transaction": [" ".join(s) for s in shapes],
+        "pgbench_mirrors_it": shapes == pgbench.SHAPE,
+        "pgbench spread (baseline)": spread_base,
+        "pgbench hot row (baseline)": hot_base,
+        "completions, many users": many,
+        "completions, one hot user": hot,
+        "healthz pairs (same client)": healthz,
+    }

@@ -1,0 +1,404 @@
+"""The results table: one row per figure, next to its same-run baseline and its target.
+
+`rows(results)` turns what the scenarios returned into rows; `markdown(...)` writes the
+table with the machine it ran on (cores, load average before and after, date).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Commit-to-viewer p99 targets by audience size (SPEC.md and issue 10).
+FANOUT_P99_MS = {1000: 100.0, 5000: 250.0, 10000: 500.0}
+FANOUT_VS_RAW = 3.0
+MEMORY_VS_RAW = 2.0
+
+
+@dataclass
+class Row:
+    figure: str
+    measured: str
+    baseline: str
+    ratio: str
+    target: str
+    met: str
+    generator_cpu: str
+
+
+def _yes(flag: bool | None, aim: bool | None = None) -> str:
+    if flag is None:
+        return "n/a"
+    if flag and aim:
+        return "yes (aim too)"
+    return "yes" if flag else "**no**"
+
+
+def _num(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and value >= 100:
+        value = round(value)
+    return f"{value:,}{suffix}" if isinstance(value, int) else f"{value}{suffix}"
+
+
+def _statuses(table: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(table.items())) or "none"
+
+
+def _read_rows(read: dict[str, Any]) -> list[Row]:
+    base = read["healthz (baseline)"]
+    target = read["target"]
+    rows = []
+    paths = {
+        "leaderboard top 10": "`GET /api/v1/leaderboard/?limit=10`",
+        "leaderboard user rank": "`GET /api/v1/leaderboard/users/{id}/` (ids rotated)",
+        "leaderboard around me": "`GET /api/v1/leaderboard/me/` (tokens rotated)",
+        "me": "`GET /api/v1/me/` (tokens rotated)",
+    }
+    for name, label in paths.items():
+        if name not in read:
+            continue
+        r = read[name]
+        ratio = r["rps_vs_healthz"]
+        rows.append(
+            Row(
+                figure=f"reads: {label}, {read['connections']} connections",
+                measured=f"{_num(r['rps'])} req/s, p50 {r['p50_ms']} / p99 {r['p99_ms']} ms, "
+                f"non-2xx {r['non_2xx']}",
+                baseline=f"`/healthz` {_num(base['rps'])} req/s, p99 {base['p99_ms']} ms",
+                ratio=_num(ratio),
+                target=f">= {target['ratio']} (aim {target['aim']}), p99 <= "
+                f"{target['p99_ms']:g} ms",
+                met=_yes(r["met"], ratio is not None and ratio >= target["aim"] and r["met"]),
+                generator_cpu=f"wrk {r['generator_cpu_cores']} (baseline's "
+                f"{base['generator_cpu_cores']})",
+            )
+        )
+    return rows
+
+
+def _write_rows(write: dict[str, Any]) -> list[Row]:
+    target = write["target"]
+    spread = write["pgbench spread (baseline)"]
+    hot_base = write["pgbench hot row (baseline)"]
+    many = write["completions, many users"]
+    hot = write["completions, one hot user"]
+    healthz = write["healthz pairs (same client)"]
+    mirrors = "" if write["pgbench_mirrors_it"] else " (**does not mirror** the real one)"
+    ratio = many["vs_pgbench_spread"]
+    rows = [
+        Row(
+            figure=f"accepted completions/s (`start` + `complete`), {many['clients']} clients, "
+            "many users",
+            measured=f"{_num(many['accepted_per_s'])}/s; complete p50 {many['complete_p50_ms']} "
+            f"/ p99 {many['complete_p99_ms']} ms; start p50 {many['start_p50_ms']} / p99 "
+            f"{many['start_p99_ms']} ms; statuses {_statuses(many['complete_statuses'])}",
+            baseline=f"pgbench, the completion's transaction{mirrors}, {spread['clients']} "
+            f"clients over {spread['users']} users: {_num(spread['tps'])} TPS, p99 "
+            f"{spread['p99_ms']} ms",
+            ratio=_num(ratio),
+            target=f">= {target['ratio']} (aim {target['aim']}), complete p99 <= "
+            f"{target['complete_p99_ms']:g} ms",
+            met=_yes(many["met"], ratio is not None and ratio >= target["aim"] and many["met"]),
+            generator_cpu=f"writer {many['generator_cpu_cores']}; pgbench "
+            f"{spread['generator_cpu_cores']}",
+        ),
+        Row(
+            figure="the same completions/s against pgbench on one hot row",
+            measured=f"{_num(many['accepted_per_s'])}/s",
+            baseline=f"pgbench, {hot_base['clients']} clients on one user: "
+            f"{_num(hot_base['tps'])} TPS, p99 {hot_base['p99_ms']} ms",
+            ratio=_num(many["vs_pgbench_hot"]),
+            target="shown",
+            met="n/a",
+            generator_cpu=f"pgbench {hot_base['generator_cpu_cores']}",
+        ),
+        Row(
+            figure=f"one hot user, {hot['clients']} clients",
+            measured=f"{_num(hot['accepted_per_s'])} accepted/s; complete p99 "
+            f"{hot['complete_p99_ms']} ms; statuses {_statuses(hot['complete_statuses'])} "
+            f"(start: {_statuses(hot['start_statuses'])}); score = accepted x reward: "
+            f"{'yes' if hot['check']['score_equals_accepted_times_reward'] else 'NO'}; "
+            f"= ledger sum: {'yes' if hot['check']['score_equals_ledger_sum'] else 'NO'}",
+            baseline=f"pgbench hot row {_num(hot_base['tps'])} TPS",
+            ratio=_num(hot["vs_pgbench_hot"]),
+            target="no status but 200, 409, 429; score exact",
+            met=_yes(hot["met"]),
+            generator_cpu=f"writer {hot['generator_cpu_cores']}",
+        ),
+        Row(
+            figure="the same completions as request pairs, against two `/healthz` a loop",
+            measured=f"{_num(many['iterations_per_s'])} pairs/s",
+            baseline=f"{_num(healthz['iterations_per_s'])} `/healthz` pairs/s, same client",
+            ratio=_num(many["iterations_vs_healthz_pairs"]),
+            target="shown",
+            met="n/a",
+            generator_cpu=f"writer {healthz['generator_cpu_cores']}",
+        ),
+    ]
+    return rows
+
+
+def _fanout_target(viewers: int) -> float:
+    for size in sorted(FANOUT_P99_MS):
+        if viewers <= size:
+            return FANOUT_P99_MS[size]
+    return FANOUT_P99_MS[max(FANOUT_P99_MS)]
+
+
+def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
+    rows = []
+    for size in fanout["sizes"]:
+        n, s, raw, rn = size["viewers"], size["service"], size["raw"], size["raw_through_nginx"]
+        limit = _fanout_target(n)
+        ratio = size["p99_vs_raw"]
+        met = (
+            s["p99_ms"] is not None
+            and s["p99_ms"] <= limit
+            and ratio is not None
+            and ratio <= FANOUT_VS_RAW
+            and s["pairs_unseen"] == 0
+        )
+        generator = (
+            f"swarm {s['swarm_cpu_percent_total'] / 100:.2f} + driver "
+            f"{s['driver_cpu_percent'] / 100:.2f} (raw's swarm "
+            f"{raw['swarm_cpu_percent_total'] / 100:.2f})"
+        )
+        rows.append(
+            Row(
+                figure=f"fan-out: commit-to-viewer, {n:,} viewers, {fanout['rate_per_s']:g} "
+                "completions/s",
+                measured=f"p50 {s['p50_ms']} / p99 {s['p99_ms']} ms; {s['connected']:,} "
+                f"connected; unseen pairs {s['pairs_unseen']:,} of "
+                f"{s['pairs_seen'] + s['pairs_unseen']:,}",
+                baseline=f"raw `websockets` server p99 {raw['p99_ms']} ms (behind nginx "
+                f"{rn['p99_ms']} ms, ratio {size['p99_vs_raw_through_nginx']})",
+                ratio=_num(ratio),
+                target=f"p99 <= {limit:g} ms, <= {FANOUT_VS_RAW:g}x raw, every pair seen",
+                met=_yes(met),
+                generator_cpu=generator,
+            )
+        )
+        mem = s["rss_per_socket_kib"]
+        raw_mem = raw["rss_per_socket_kib"]
+        mem_ratio = round(mem / raw_mem, 2) if raw_mem else None
+        # A figure per socket means little when few of the sockets connected.
+        connected = s["connected"] == n and raw["connected"] == n
+        refused = ", ".join(f"{k} x{v}" for k, v in s["refused"].items())
+        rows.append(
+            Row(
+                figure=f"fan-out: memory per socket, {n:,} viewers",
+                measured=f"{mem} KiB (daphne RSS growth / {s['connected']:,} sockets"
+                + (f"; refused: {refused}" if refused else "")
+                + ")",
+                baseline=f"raw server {raw_mem} KiB ({raw['connected']:,} sockets)",
+                ratio=_num(mem_ratio),
+                target=f"<= {MEMORY_VS_RAW:g}x raw, all {n:,} connected",
+                met=_yes(connected and mem_ratio is not None and mem_ratio <= MEMORY_VS_RAW),
+                generator_cpu="",
+            )
+        )
+    if "idle" in fanout:
+        idle = fanout["idle"]
+        d, r = idle["daphne"], idle["raw"]
+        ratio = idle["rss_per_socket_vs_raw"]
+        rows.append(
+            Row(
+                figure=f"idle sockets on one daphne process ({d['asked']:,} asked)",
+                measured=f"held {d['held']:,}, {d['rss_per_socket_kib']} KiB each",
+                baseline=f"raw server held {r['held']:,}, {r['rss_per_socket_kib']} KiB each",
+                ratio=_num(ratio),
+                target=f"all held, <= {MEMORY_VS_RAW:g}x raw memory",
+                met=_yes(ratio is not None and ratio <= MEMORY_VS_RAW and d["held"] == d["asked"]),
+                generator_cpu="",
+            )
+        )
+    return rows
+
+
+def _index_row(size: dict[str, Any]) -> Row:
+    return Row(
+        figure=f"ranking index, {size['users']:,} users: bytes per ranked user",
+        measured=f"{size['bytes_per_ranked_user']} B; rebuild {size['rebuild_seconds']} s; "
+        f"rank p50 {size['rank_lookup']['p50_us']} us",
+        baseline=f"plain sorted set {size['plain_zset_bytes_per_member_uuid16']} B; "
+        f"PING p50 {size['ping_round_trip']['p50_us']} us",
+        ratio=f"{size['ratio_to_plain_uuid16']} (rank / PING {size['rank_lookup_p50_over_ping']})",
+        target="pages equal PostgreSQL's order",
+        met=_yes(size["order_matches_postgres"]),
+        generator_cpu="",
+    )
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    if "read" in results:
+        out += _read_rows(results["read"])
+    if "write" in results:
+        out += _write_rows(results["write"])
+    if "fanout" in results:
+        out += _fanout_rows(results["fanout"])
+    if "index" in results:
+        out += [_index_row(size) for size in results["index"]]
+    return out
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    """What else a reader of the table needs: restarts, generator saturation, checks."""
+    out = []
+    boots = {
+        name: r["gunicorn_worker_boots"]
+        for name, r in results.items()
+        if isinstance(r, dict) and "gunicorn_worker_boots" in r
+    }
+    if boots:
+        out.append(
+            "gunicorn worker (re)starts during each scenario (max_requests; each costs a "
+            "Django import on the shared cores): "
+            + ", ".join(f"{k} {v}" for k, v in boots.items())
+            + "."
+        )
+    if "write" in results:
+        w = results["write"]
+        out.append(
+            "The completion's transaction, captured from a real completion: "
+            + "; ".join(w["completion_transaction"])
+            + (
+                " (pgbench runs the same statements)."
+                if w["pgbench_mirrors_it"]
+                else " (**pgbench's script differs: update bench/pgbench.py**)."
+            )
+        )
+        busiest = max(
+            w[k]["generator_cpu_cores_busiest_process"]
+            for k in ("completions, many users", "completions, one hot user")
+        )
+        if busiest > 0.8:
+            out.append(
+                f"The completion generator's busiest process used {busiest} of a core: it "
+                "may be the bottleneck; run with more --writer-processes."
+            )
+    if "read" in results:
+        r = results["read"]
+        out.append(
+            "Read ratios of each segment against the /healthz segment just before it: "
+            + "; ".join(
+                f"{k} {r[k]['rps_vs_adjacent_healthz']}"
+                for k in r
+                if isinstance(r[k], dict) and "rps_vs_adjacent_healthz" in r[k]
+            )
+            + "."
+        )
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": commit,
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_monotonic": time.monotonic(),
+    }
+
+
+def finish(meta: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(meta)
+    meta["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    meta["wall_seconds"] = round(time.monotonic() - meta.pop("started_monotonic"), 1)
+    return meta
+
+
+def markdown(
+    meta: dict[str, Any], table: list[Row], raised: dict[str, str], extra: list[str]
+) -> str:
+    before = " / ".join(str(x) for x in meta["load_average_before"])
+    after = " / ".join(str(x) for x in meta.get("load_average_after", []))
+    lines = [
+        f"# Benchmark run {meta['started_at']}",
+        "",
+        f"Machine: {meta['cores']} cores ({meta['cpu'] or 'unknown CPU'}), Linux "
+        f"{meta['kernel']}, Python {meta['python']}, commit {meta['commit'] or 'unknown'}; "
+        f"load average (1/5/15 min) {before} before, {after} after; "
+        f"{meta.get('wall_seconds', '?')} s wall. Server, PostgreSQL, Redis and the load "
+        "generators share these cores: compare ratios, not absolute figures.",
+        "",
+        "| figure | measured | baseline (same run) | ratio | target | met | generator CPU "
+        "(cores) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table:
+        cells = [c.replace("|", "\\|") for c in asdict(row).values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    if raised:
+        lines += [
+            "",
+            "Changed for the run (settings of the stack under benchmark: rate limits raised so "
+            "the work is measured, not the limiter; the IP-farm rule off because every "
+            "simulated player comes from 127.0.0.1; gunicorn's worker recycling off, see "
+            "bench/README.md): " + ", ".join(f"`{k}={v}`" for k, v in raised.items()) + ".",
+            "",
+        ]
+    if meta.get("phase_seconds"):
+        lines += [
+            *([] if lines[-1] == "" else [""]),
+            "Phases (s): " + ", ".join(f"{k} {v}" for k, v in meta["phase_seconds"].items()) + ".",
+            "",
+        ]
+    for note in extra:
+        lines += [note, ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render a results JSON again: `python -m bench.report bench/results/X.json`."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json", type=Path)
+    args = parser.parse_args(argv)
+    document = json.loads(args.json.read_text())
+    results = document["results"]
+    text = markdown(
+        document["machine"],
+        rows(results),
+        document.get("changed_settings", {}),
+        notes(results),
+    )
+    args.json.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
