@@ -367,7 +367,7 @@ def _accept(
     # and daily-cap checks below see every earlier completion, and a ban that committed
     # since the request was authenticated is seen too.
     score, username, active, banned = (
-        User.objects.select_for_update()
+        User.objects.select_for_update(no_key=True)
         .filter(pk=user.pk)
         .values_list("score", "username", "is_active", "is_banned")
         .get()

@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
     from django.core.management import call_command
     from rest_framework.test import APIClient
-    from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
+    from accounts.tokens import access_token_for
     from actions.models import ActionType
     from bench.scenarios import drop_redis_prefix
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = []
     for user in User.objects.order_by("username"):
         client = APIClient(SERVER_NAME="127.0.0.1")
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(user)}")
         clients.append(client)
     rules_on = dict(settings.FRAUD_RULE_WEIGHTS)
     rules_off = dict.fromkeys(rules_on, 0.0)

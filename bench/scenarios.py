@@ -121,9 +121,9 @@ class World:
     def create(cls, stack: Stack, *, users: int) -> World:
         from django.contrib.auth.hashers import make_password
         from django.db import transaction
-        from rest_framework_simplejwt.tokens import AccessToken
 
         from accounts.models import User
+        from accounts.tokens import access_token_for
         from actions.models import ActionType
         from scoreboard.models import ScoreEntry
         from scoreboard.services import ledger_award
@@ -163,12 +163,12 @@ class World:
                     )
         for user in players:
             world.user_ids.append(str(user.pk))
-            # An access token alone (no refresh token, no session row): all reads and
+            # An access token with a login's claims (no session row): all reads and
             # writes need.
-            world.tokens.append(str(AccessToken.for_user(user)))
+            world.tokens.append(access_token_for(user))
         hot = User.objects.get(username=HOT_USER)
         world.hot_user_id = str(hot.pk)
-        world.hot_token = str(AccessToken.for_user(hot))
+        world.hot_token = access_token_for(hot)
         return world
 
     @property

@@ -72,8 +72,11 @@ def ledger_award(
         before = locked.score if locked else None
         if before is None:
             before = (
-                User.objects.select_for_update().filter(pk=user_id).values_list("score", flat=True)
-            ).first()
+                User.objects.select_for_update(no_key=True)
+                .filter(pk=user_id)
+                .values_list("score", flat=True)
+                .first()
+            )
         if before is None:
             raise NotFoundError("User not found.")
         User.objects.filter(pk=user_id).update(score=F("score") + delta, score_reached_at=now)

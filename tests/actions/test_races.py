@@ -150,3 +150,39 @@ def test_it_awards_an_idempotent_retry_once_under_a_race(alice, settings) -> Non
     assert 200 in results
     alice.refresh_from_db()
     assert alice.score == 4
+
+
+def test_a_flagged_completion_and_a_review_of_the_same_user_do_not_deadlock(settings) -> None:  # type: ignore[no-untyped-def]
+    """A review writes the user's fraud log and risk profile, and its foreign keys to the
+    user are checked at COMMIT (FOR KEY SHARE on the user's row). A flagged completion
+    holds the user's row and then writes the same profile. The completion's lock must not
+    block that key check (FOR NO KEY UPDATE), or PostgreSQL kills one of the two."""
+    from fraud.models import FraudLog, RiskProfile
+
+    settings.FRAUD_RULE_WEIGHTS = {"new_account": 0.5}  # every completion here is flagged
+    settings.FRAUD_FLAG_THRESHOLD = 0.1
+    settings.FRAUD_BLOCK_THRESHOLD = 1.0
+    ActionTypeFactory(id="click", reward=5)
+    user = UserFactory(username="reviewed")
+    token = start(user, "click")
+    holding, done = threading.Event(), threading.Event()
+
+    def review() -> str:
+        from django.db import transaction
+
+        with transaction.atomic():
+            RiskProfile.objects.select_for_update().get_or_create(user=user)
+            FraudLog.objects.create(user=user, event=FraudLog.Event.REVIEWED, risk_score=0.1)
+            holding.set()
+            done.wait(timeout=3)  # the completion is waiting on the profile by now
+        return "committed"
+
+    def completion() -> int:
+        holding.wait(timeout=10)
+        threading.Timer(1.0, done.set).start()
+        return complete_call(user, "click", token)()
+
+    assert run_concurrently([review, completion]) == ["committed", 200]
+    user.refresh_from_db()
+    assert user.score == 5
+    assert RiskProfile.objects.get(user=user).flags_count == 1
