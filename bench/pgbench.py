@@ -8,7 +8,7 @@ name one. The script is the transaction a completion runs (checked against the r
 see `completion_statements`):
 
     BEGIN;
-    SELECT score, username, is_active, is_banned FROM accounts_user WHERE id = $u FOR UPDATE;
+    SELECT score, username, is_active, is_banned FROM accounts_user WHERE id = $u FOR NO KEY UPDATE;
     UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = $u;
     INSERT INTO scoreboard_scoreentry (...) VALUES (...) RETURNING id;
     INSERT INTO actions_completion (... unique nonce ...) VALUES (...);
@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 TABLES = ("accounts_user", "actions_actiontype", "scoreboard_scoreentry", "actions_completion")
 # The statements of the completion's transaction, as (verb, table), in order.
 SHAPE = [
-    ("SELECT FOR UPDATE", "accounts_user"),
+    ("SELECT FOR NO KEY UPDATE", "accounts_user"),
     ("UPDATE", "accounts_user"),
     ("INSERT", "scoreboard_scoreentry"),
     ("INSERT", "actions_completion"),
@@ -41,7 +41,7 @@ USER_ID = "('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid"
 
 SCRIPT = f"""\\set u random(1, :users)
 BEGIN;
-SELECT score, username, is_active, is_banned FROM accounts_user WHERE id = {USER_ID} LIMIT 21 FOR UPDATE \\gset u_
+SELECT score, username, is_active, is_banned FROM accounts_user WHERE id = {USER_ID} LIMIT 21 FOR NO KEY UPDATE \\gset u_
 UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = {USER_ID};
 INSERT INTO scoreboard_scoreentry (user_id, delta, score_before, score_after, reason, action_id, token_hash, ip, user_agent, reverses_id, note, created_at) VALUES ({USER_ID}, 1, :u_score, :u_score + 1, 'completion', :action, md5(random()::text) || md5(random()::text), '127.0.0.1', 'scoreboard-bench', NULL, '', now()) RETURNING id AS entry_id \\gset
 INSERT INTO actions_completion (id, user_id, action_id, nonce, score_entry_id, delta, started_at, client_timestamp, risk_score, flagged, ip, user_agent, created_at) VALUES (gen_random_uuid(), {USER_ID}, :action, md5(random()::text), :entry_id, 1, now(), NULL, 0.0, false, '127.0.0.1', 'scoreboard-bench', now());
@@ -127,7 +127,8 @@ def completion_statements(user_id: Any, action_id: str) -> list[tuple[str, str]]
             inside = False
         elif inside and not head.endswith("SAVEPOINT") and head != "SAVEPOINT":
             table = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
-            verb = "SELECT FOR UPDATE" if head == "SELECT" and "FOR UPDATE" in sql else head
+            lock = re.search(r"FOR (NO KEY UPDATE|UPDATE)", sql) if head == "SELECT" else None
+            verb = f"SELECT FOR {lock.group(1)}" if lock else head
             shapes.append((verb, table.group(1) if table else "?"))
     return shapes
 

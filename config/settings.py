@@ -148,7 +148,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DB_IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # Under ASGI (daphne) every sync view runs in a thread of its own, so persistent
 # per-thread connections would pile up: a shared psycopg pool bounds them. Gunicorn's
-# sync workers keep one persistent connection each instead.
+# worker threads (a fixed number) keep one persistent connection each instead.
 SERVER_ROLE = os.environ.get("SCOREBOARD_SERVER_ROLE", "wsgi")
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
 if DB_IS_POSTGRES and SERVER_ROLE == "asgi":

@@ -1,4 +1,11 @@
-"""gunicorn for the REST API: sync workers, which measured fastest for Django here."""
+"""gunicorn for the REST API.
+
+Measured on 2 cores with `python -m bench --only read,write` (bench/README.md): 2 gthread
+workers of 4 threads served the top-10 board at 343 req/s against 162 for 2 sync workers
+and 242 for 4 sync workers, with completions equal (about 20/s each). A sync worker closes
+nginx's connection after every response and sleeps through every database and Redis
+round trip; threads overlap those waits and keep nginx's upstream connections alive.
+"""
 
 import os
 
@@ -6,10 +13,8 @@ from scoreboard.logs import logging_config
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-# sync: one request at a time per worker, and a new connection from nginx per request.
-# gthread: keeps nginx's upstream connections alive (GUNICORN_THREADS per worker).
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
