@@ -146,6 +146,17 @@ def raise_nofile_limit() -> int:
     return soft
 
 
+# Twisted listens with a backlog of 50 unless told otherwise: a crowd connecting through
+# nginx overflows it while daphne is busy (a push to thousands of sockets), and each
+# dropped connection comes back to the client as nginx's 503. nginx's own is 4096 too.
+DAPHNE_BACKLOG = 4096
+
+
+def daphne_endpoint(host: str, port: int) -> str:
+    """daphne's `-e` endpoint for `host:port` with a listen backlog of DAPHNE_BACKLOG."""
+    return f"tcp:port={port}:interface={host}:backlog={DAPHNE_BACKLOG}"
+
+
 @dataclass(frozen=True)
 class NginxSizing:
     """nginx sized for the file-descriptor limit: see REST_RESERVE."""
@@ -305,10 +316,8 @@ class Stack:
                     f"daphne-{i}",
                     [
                         str(BIN / "daphne"),
-                        "-b",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
+                        "-e",
+                        daphne_endpoint("127.0.0.1", port),
                         "--proxy-headers",
                         "config.asgi:application",
                     ],

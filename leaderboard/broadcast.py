@@ -116,6 +116,36 @@ def mark_dirty() -> None:
         logger.warning("could not wake the broadcasters; they will poll")
 
 
+async def last_push_snapshot() -> str | None:
+    """The `leaderboard.snapshot` text as of the last push, read on the event loop in one
+    Redis call (no thread hop), or None when there is none to give (embedded default, no
+    push yet, this process's subscription down, Redis failing): the caller then reads
+    the board itself.
+
+    The last push's version and top are written together (one MULTI in `_tick`), so the
+    pair is consistent; a change not pushed yet arrives as the next update.
+    """
+    client = subscriber.reader
+    if client is None:
+        return None
+    keys = _keys()
+    try:
+        version, top = await client.mget(keys["pv"], keys["last"])
+    except Exception:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("could not read the last push for a snapshot", exc_info=True)
+        return None
+    if version is None or top is None:
+        return None
+    return (
+        '{"type":"leaderboard.snapshot","entries":'
+        + top.decode()
+        + ',"version":'
+        + str(int(version))
+        + "}"
+    )
+
+
 def push_version() -> int:
     """The version of the last push: a client that sees a gap after it asks for a snapshot."""
     if settings.EMBEDDED:
@@ -209,7 +239,7 @@ def _tick() -> tuple[str | None, float]:
         pipe = client.pipeline(transaction=True)
         pipe.set(keys["tick"], "push", px=interval_ms)
         pipe.incr(keys["pv"])
-        pipe.set(keys["last"], json.dumps(top))
+        pipe.set(keys["last"], json.dumps(top, separators=(",", ":")))
         version = int(pipe.execute()[1])
     metrics.broadcast_lag.observe(max(0.0, time.time() - since))
     text = json.dumps(
@@ -443,6 +473,8 @@ class Subscriber:
         self.task: asyncio.Task[None] | None = None
         self.ready: asyncio.Event | None = None
         self.received = 0  # pushes this process received (tests count them)
+        # A plain client for snapshots on the event loop, while the subscription is up.
+        self.reader: Any = None
 
     async def ensure_running(self, *, wait: float = 2.0) -> None:
         """Start the subscription in this event loop, and wait until it is listening."""
@@ -450,6 +482,7 @@ class Subscriber:
             return
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.reader = None  # a client of the previous loop, if any, is of no use here
             self.ready = asyncio.Event()
             self.task = loop.create_task(self.run(self.ready))
         if self.ready is not None and not self.ready.is_set():
@@ -465,11 +498,15 @@ class Subscriber:
             client = aioredis.Redis.from_url(
                 settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
             )
+            reader = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+            )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     pushes, wakes = push_channel().encode(), dirty_channel().encode()
                     mine = me_channel().encode()
                     await pubsub.subscribe(pushes, wakes, mine)
+                    self.reader = reader
                     ready.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
@@ -489,6 +526,8 @@ class Subscriber:
                 logger.warning("push subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(1.0)
             finally:
+                self.reader = None
+                await reader.aclose()
                 await client.aclose()
 
 
