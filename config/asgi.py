@@ -3,6 +3,7 @@
 import contextlib
 import os
 import resource
+import sys
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -16,6 +17,11 @@ django_asgi_app = get_asgi_application()
 from scoreboard.logs import install_daphne_access_log  # noqa: E402
 
 install_daphne_access_log()
+
+if "daphne.cli" in sys.modules:  # under the daphne command: its lean housekeeping
+    from deploy.daphne import install as install_daphne_server
+
+    install_daphne_server()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -356,7 +356,9 @@ class Stack:
                     self.env(),
                 )
             for proc, port in zip(self.processes, self.web_ports + self.ws_ports, strict=False):
-                wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+                # Every process imports Django at once; on two busy cores that has taken
+                # more than 30 s.
+                wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120, proc=proc)
             if not self.proxy:
                 return self
             (self.workdir / "nginx-temp").mkdir(mode=0o777, exist_ok=True)
