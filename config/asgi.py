@@ -3,6 +3,7 @@
 import contextlib
 import os
 import resource
+import sys
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -17,9 +18,16 @@ from scoreboard.logs import install_daphne_access_log  # noqa: E402
 
 install_daphne_access_log()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+if "daphne.cli" in sys.modules:  # under the daphne command: its lean housekeeping
+    from deploy.daphne import install as install_daphne_server
 
-from accounts.websocket import WebSocketAuthMiddlewareStack  # noqa: E402
+    install_daphne_server()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import AnonymousUser  # noqa: E402
+
+from accounts.websocket import TokenAuthMiddleware, WebSocketAuthMiddlewareStack  # noqa: E402
 from leaderboard.consumers import SERVER_SEND  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 from leaderboard.security import AllowedHostsOriginValidator  # noqa: E402
@@ -42,13 +50,33 @@ class ServerSendInScope:
         return await self.inner({**scope, SERVER_SEND: send}, receive, send)
 
 
+class SessionOnlyWithCookie:
+    """Look a session up only for a socket that presents the session cookie.
+
+    Channels' `AuthMiddleware` resolves the user in a thread (`database_sync_to_async`)
+    on every connect, cookie or not: a thread hop per viewer, which is what limits how
+    fast a daphne process accepts a crowd. A socket without the cookie (native apps,
+    scripts, anonymous browsers) is anonymous unless it presents a token, so it skips
+    that middleware; one with the cookie gets the full stack.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.with_session = WebSocketAuthMiddlewareStack(inner)
+        self.without_session = TokenAuthMiddleware(inner)
+        self.cookie = settings.SESSION_COOKIE_NAME.encode("latin-1") + b"="
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie" and self.cookie in value:
+                return await self.with_session(scope, receive, send)
+        return await self.without_session({**scope, "user": AnonymousUser()}, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": ServerSendInScope(
-            AllowedHostsOriginValidator(
-                WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            )
+            AllowedHostsOriginValidator(SessionOnlyWithCookie(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

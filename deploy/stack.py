@@ -146,6 +146,24 @@ def raise_nofile_limit() -> int:
     return soft
 
 
+# Twisted listens with a backlog of 50 unless told otherwise: a crowd connecting through
+# nginx overflows it while daphne is busy (a push to thousands of sockets), and each
+# dropped connection comes back to the client as nginx's 503. nginx's own is 4096 too.
+DAPHNE_BACKLOG = 4096
+
+
+# daphne pings a socket that has sent nothing for this long (default 20 s) and closes it
+# if no pong comes within 30 s. A ping and its pong cost about as much as a push to that
+# socket (autobahn builds and parses both in Python): at 10,000 mostly silent viewers the
+# default spent a tenth of daphne's loop on them. A dead viewer is found within 90 s.
+DAPHNE_PING_INTERVAL = 60
+
+
+def daphne_endpoint(host: str, port: int) -> str:
+    """daphne's `-e` endpoint for `host:port` with a listen backlog of DAPHNE_BACKLOG."""
+    return f"tcp:port={port}:interface={host}:backlog={DAPHNE_BACKLOG}"
+
+
 @dataclass(frozen=True)
 class NginxSizing:
     """nginx sized for the file-descriptor limit: see REST_RESERVE."""
@@ -305,10 +323,10 @@ class Stack:
                     f"daphne-{i}",
                     [
                         str(BIN / "daphne"),
-                        "-b",
-                        "127.0.0.1",
-                        "-p",
-                        str(port),
+                        "-e",
+                        daphne_endpoint("127.0.0.1", port),
+                        "--ping-interval",
+                        str(DAPHNE_PING_INTERVAL),
                         "--proxy-headers",
                         "config.asgi:application",
                     ],
@@ -347,7 +365,9 @@ class Stack:
                     self.env(),
                 )
             for proc, port in zip(self.processes, self.web_ports + self.ws_ports, strict=False):
-                wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+                # Every process imports Django at once; on two busy cores that has taken
+                # more than 30 s.
+                wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120, proc=proc)
             if not self.proxy:
                 return self
             (self.workdir / "nginx-temp").mkdir(mode=0o777, exist_ok=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -114,6 +115,36 @@ def mark_dirty() -> None:
     except Exception:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("could not wake the broadcasters; they will poll")
+
+
+async def last_push_snapshot() -> str | None:
+    """The `leaderboard.snapshot` text as of the last push, read on the event loop in one
+    Redis call (no thread hop), or None when there is none to give (embedded default, no
+    push yet, this process's subscription down, Redis failing): the caller then reads
+    the board itself.
+
+    The last push's version and top are written together (one MULTI in `_tick`), so the
+    pair is consistent; a change not pushed yet arrives as the next update.
+    """
+    client = subscriber.reader
+    if client is None:
+        return None
+    keys = _keys()
+    try:
+        version, top = await client.mget(keys["pv"], keys["last"])
+    except Exception:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("could not read the last push for a snapshot", exc_info=True)
+        return None
+    if version is None or top is None:
+        return None
+    return (
+        '{"type":"leaderboard.snapshot","entries":'
+        + top.decode()
+        + ',"version":'
+        + str(int(version))
+        + "}"
+    )
 
 
 def push_version() -> int:
@@ -209,7 +240,7 @@ def _tick() -> tuple[str | None, float]:
         pipe = client.pipeline(transaction=True)
         pipe.set(keys["tick"], "push", px=interval_ms)
         pipe.incr(keys["pv"])
-        pipe.set(keys["last"], json.dumps(top))
+        pipe.set(keys["last"], json.dumps(top, separators=(",", ":")))
         version = int(pipe.execute()[1])
     metrics.broadcast_lag.observe(max(0.0, time.time() - since))
     text = json.dumps(
@@ -260,28 +291,35 @@ def _daphne_socket(send: Any) -> Any | None:
     return protocol
 
 
-def _write_now(transport: Any, frame: bytes) -> None:
-    """Write `frame` to a Twisted TCP transport: straight to the socket when nothing is
-    waiting in the transport's buffers, else (or for what the socket did not take)
-    through the buffered `write`, so bytes always leave in order.
+def _write_now(transport: Any, frame: bytes, send: Callable[[bytes], int]) -> None:
+    """Write `frame` to a Twisted TCP transport: straight to its socket (`send`) when
+    nothing is waiting in the transport's buffers, else (or for what the socket did not
+    take) through the buffered `write`, so bytes always leave in order.
 
     Twisted's `write` only buffers and registers the socket for writability; the actual
     send happens in a later callback, which costs two epoll updates and a dispatch per
     socket per push, several times the send itself. A raw asyncio server sends at once;
-    this does the same.
+    this does the same, as Twisted's own `writeSomeData` would (minus its wrappers).
     """
-    if transport.offset == len(transport.dataBuffer) and transport._tempDataLen == 0:
-        sent = transport.writeSomeData(frame)
-        if isinstance(sent, int) and sent < len(frame):
+    if transport.offset == len(transport.dataBuffer) and not transport._tempDataLen:
+        try:
+            sent = send(frame)
+        except OSError as error:
+            if not isinstance(error, BlockingIOError) and error.errno != errno.ENOBUFS:
+                return  # the connection is lost: Twisted's reader sees it and closes it
+            sent = 0
+        if sent < len(frame):
             transport.write(frame[sent:])
-        # else the connection is lost: Twisted's reader sees it and closes the socket.
     else:
         transport.write(frame)
 
 
-def _twisted_tcp(transport: Any) -> bool:
-    needed = ("offset", "dataBuffer", "_tempDataLen", "writeSomeData", "write")
-    return all(hasattr(transport, name) for name in needed)
+def _socket_send(transport: Any) -> Callable[[bytes], int] | None:
+    """The socket's `send` of a Twisted TCP transport, or None for any other transport."""
+    needed = ("offset", "dataBuffer", "_tempDataLen", "write", "socket")
+    if not all(hasattr(transport, name) for name in needed):
+        return None
+    return getattr(transport.socket, "send", None)
 
 
 class LocalViewers:
@@ -290,7 +328,8 @@ class LocalViewers:
 
     def __init__(self) -> None:
         self.sends: dict[int, Send] = {}
-        self.sockets: dict[int, Any] = {}
+        # key -> (daphne's protocol, its transport, the socket's `send` or None)
+        self.sockets: dict[int, tuple[Any, Any, Callable[[bytes], int] | None]] = {}
         self.users: dict[str, set[int]] = {}  # user id -> keys of their sockets here
         self.user_of: dict[int, str] = {}
 
@@ -305,7 +344,8 @@ class LocalViewers:
             # Twisted leaves Nagle on (asyncio turns it off): a push must leave at once.
             with contextlib.suppress(AttributeError, OSError):
                 socket.transport.setTcpNoDelay(True)
-            self.sockets[key] = socket
+            # Looked up once here, not per push: each one counts with thousands of sockets.
+            self.sockets[key] = (socket, socket.transport, _socket_send(socket.transport))
         else:
             self.sends[key] = send
 
@@ -328,15 +368,16 @@ class LocalViewers:
         keys = self.users.get(user_id)
         if not keys:
             return 0
-        return await self._write(text, list(keys))
+        return await self._write([text], list(keys))
 
-    async def deliver(self, text: str) -> int:
-        """Write one text frame to every local socket; returns the sockets written."""
-        return await self._write(text, None)
+    async def deliver(self, *texts: str) -> int:
+        """Write these text frames, in order, to every local socket; returns the sockets
+        written. Several frames leave in one write per socket."""
+        return await self._write(list(texts), None)
 
-    async def _write(self, text: str, only: list[int] | None) -> int:
+    async def _write(self, texts: list[str], only: list[int] | None) -> int:
         written = 0
-        frame = text_frame(text)
+        frame = b"".join(text_frame(text) for text in texts)
         sockets = (
             list(self.sockets.items())
             if only is None
@@ -347,24 +388,25 @@ class LocalViewers:
             if only is None
             else [(k, self.sends[k]) for k in only if k in self.sends]
         )
-        for key, socket in sockets:
+        for key, (protocol, transport, send) in sockets:
             # Open and nothing queued in autobahn (daphne never queues): write the bytes
-            # in order with anything written before. Otherwise the ASGI path decides.
-            if socket.state == socket.STATE_OPEN and not socket.send_queue:
-                if _twisted_tcp(socket.transport):
-                    _write_now(socket.transport, frame)
+            # in order with anything written before.
+            if protocol.state == protocol.STATE_OPEN and not protocol.send_queue:
+                if send is not None:
+                    _write_now(transport, frame, send)
                 else:
-                    socket.transport.write(frame)
+                    transport.write(frame)
                 written += 1
-            elif socket.state != socket.STATE_OPEN:
+                if written % _SENDS_PER_YIELD == 0:
+                    await asyncio.sleep(0)
+            elif protocol.state != protocol.STATE_OPEN:
                 self.discard(key)
-            if written % _SENDS_PER_YIELD == 0:
-                await asyncio.sleep(0)
-        message = {"type": "websocket.send", "text": text}
+        messages = [{"type": "websocket.send", "text": text} for text in texts]
         for key, send in sends:
             try:
                 # daphne's send never suspends: it hands the frame to the socket's buffer.
-                await send(message)
+                for message in messages:
+                    await send(message)
                 written += 1
             except Exception:
                 # A socket of a loop or server that is gone: forget it, keep the others.
@@ -386,12 +428,19 @@ def _turn() -> tuple[str | None, float]:
     return text, retry
 
 
+# The fallback poll. Every change PUBLISHes a wake-up and a turn blocked by a push retries
+# when the push's interval ends, so the poll only catches a wake-up lost while a
+# subscription reconnects. Each turn is a thread hop and a few Redis calls in every
+# process, so it is not run every interval.
+_POLL_SECONDS = 1.0
+
+
 class Broadcaster:
     """The per-process loop; started by the first consumer that connects.
 
     A turn runs when a wake-up arrives (a change was committed), when a turn blocked by
-    the interval may retry, and at least once per interval (the poll that catches a lost
-    wake-up).
+    the interval may retry, and at least once per `_POLL_SECONDS` (the poll that catches
+    a lost wake-up).
     """
 
     def __init__(self) -> None:
@@ -427,7 +476,7 @@ class Broadcaster:
                 text, retry = await sync_to_async(_turn, thread_sensitive=False)()
                 if text is not None and settings.EMBEDDED:
                     await viewers.deliver(text)
-                delay = min(retry, interval) if retry > 0 else interval
+                delay = min(retry, interval) if retry > 0 else _POLL_SECONDS
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -443,6 +492,11 @@ class Subscriber:
         self.task: asyncio.Task[None] | None = None
         self.ready: asyncio.Event | None = None
         self.received = 0  # pushes this process received (tests count them)
+        # Pushes received and not yet written to this process's sockets, oldest first.
+        self.pending: list[str] = []
+        self.has_pending: asyncio.Event | None = None
+        # A plain client for snapshots on the event loop, while the subscription is up.
+        self.reader: Any = None
 
     async def ensure_running(self, *, wait: float = 2.0) -> None:
         """Start the subscription in this event loop, and wait until it is listening."""
@@ -450,6 +504,7 @@ class Subscriber:
             return
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.reader = None  # a client of the previous loop, if any, is of no use here
             self.ready = asyncio.Event()
             self.task = loop.create_task(self.run(self.ready))
         if self.ready is not None and not self.ready.is_set():
@@ -459,17 +514,45 @@ class Subscriber:
                 logger.warning("push subscription not ready after %.1fs; continuing", wait)
 
     async def run(self, ready: asyncio.Event) -> None:
+        self.pending = []  # left by a subscription of a closed loop (tests), if any
+        has_pending = self.has_pending = asyncio.Event()
+        writer = asyncio.get_running_loop().create_task(self.write_pending(has_pending))
+        try:
+            await self.listen(ready, has_pending)
+        finally:
+            writer.cancel()
+
+    async def write_pending(self, has_pending: asyncio.Event) -> None:
+        """Write the pushes received to this process's sockets, all that are waiting in
+        one go: while a push to thousands of sockets is being written, the next ones
+        queue up, and they then leave together, in order, in one write per socket."""
+        while True:
+            await has_pending.wait()
+            has_pending.clear()
+            texts, self.pending = self.pending, []
+            if texts:
+                try:
+                    await viewers.deliver(*texts)
+                except Exception:
+                    metrics.backing_service_errors.labels("broadcaster").inc()
+                    logger.exception("writing a push to the local sockets failed")
+
+    async def listen(self, ready: asyncio.Event, has_pending: asyncio.Event) -> None:
         import redis.asyncio as aioredis
 
         while True:
             client = aioredis.Redis.from_url(
                 settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
             )
+            reader = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+            )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     pushes, wakes = push_channel().encode(), dirty_channel().encode()
                     mine = me_channel().encode()
                     await pubsub.subscribe(pushes, wakes, mine)
+                    self.reader = reader
                     ready.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
@@ -478,7 +561,8 @@ class Subscriber:
                             broadcaster.wake()
                         elif message["channel"] == pushes:
                             self.received += 1
-                            await viewers.deliver(message["data"].decode())
+                            self.pending.append(message["data"].decode())
+                            has_pending.set()
                         elif message["channel"] == mine:
                             user_id, _, text = message["data"].decode().partition("\n")
                             await viewers.deliver_to_user(user_id, text)
@@ -489,6 +573,8 @@ class Subscriber:
                 logger.warning("push subscription lost; resubscribing", exc_info=True)
                 await asyncio.sleep(1.0)
             finally:
+                self.reader = None
+                await reader.aclose()
                 await client.aclose()
 
 

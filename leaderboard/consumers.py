@@ -7,7 +7,9 @@ import time
 from collections import deque
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -36,6 +38,12 @@ def _snapshot() -> str:
     )
 
 
+async def snapshot() -> str:
+    """The snapshot for a connect or a resync: the last push's, read on the event loop,
+    or else (no push yet, embedded default, Redis failing) the board read in a thread."""
+    return await broadcast.last_push_snapshot() or await database_sync_to_async(_snapshot)()
+
+
 class LeaderboardConsumer(AsyncWebsocketConsumer):
     """Snapshot on connect and on request; coalesced updates; the viewer's own score.
 
@@ -52,9 +60,34 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             # the embedded default's in-memory layer carries it to a consumer.
             self.channel_layer_alias = None  # type: ignore[assignment]
         try:
-            await super().__call__(scope, receive, send)
+            if self.channel_layer_alias is None:
+                await self._serve(scope, receive, send)
+            else:
+                await super().__call__(scope, receive, send)
         finally:
             broadcast.viewers.discard(id(self))
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """`AsyncConsumer.__call__` for a socket without a channel: one loop over the
+        socket's own messages, without a task and an `asyncio.wait` per message (each
+        idle viewer holds only this coroutine)."""
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `aclose_old_connections` thread hop per message:
+        nothing here touches the database on the event loop; the one read that may
+        (a snapshot from PostgreSQL) runs in `database_sync_to_async`, which cleans up."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.accepted = False
@@ -82,7 +115,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             self.scope.get(SERVER_SEND),
             user_id=str(user.pk) if authenticated else None,
         )
-        await self.send(text_data=await sync_to_async(_snapshot)())
+        await self.send(text_data=await snapshot())
 
     async def disconnect(self, code: int) -> None:
         if not self.accepted:
@@ -120,7 +153,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self.send(text_data='{"type":"pong"}')
         elif kind == "resync":
-            await self.send(text_data=await sync_to_async(_snapshot)())
+            await self.send(text_data=await snapshot())
         else:
             await self._error("unknown_type", "Known types: ping, resync.")
 

@@ -208,3 +208,49 @@ async def test_it_sends_my_own_score_to_my_sockets_only() -> None:
     assert await theirs.receive_nothing(timeout=0.5)
     await mine.disconnect()
     await theirs.disconnect()
+
+
+async def test_it_authenticates_a_browser_session_through_the_whole_stack() -> None:
+    from django.test import Client
+
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+
+    def session_cookie() -> str:
+        client = Client()
+        client.force_login(alice)
+        return client.cookies["sessionid"].value
+
+    cookie = await database_sync_to_async(session_cookie)()
+    communicator = await connect(headers=[ORIGIN, (b"cookie", f"sessionid={cookie}".encode())])
+    await next_of(communicator, "leaderboard.snapshot")
+    await award(user_id=alice.pk, delta=9)
+    assert await next_of(communicator, "me.update") == {"type": "me.update", "score": 9, "rank": 1}
+    await communicator.disconnect()
+
+
+async def test_it_gives_the_last_push_as_the_snapshot_without_reading_the_board(
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from leaderboard import consumers
+
+    alice = await database_sync_to_async(UserFactory)(username="alice")
+    first = await connect()
+    await next_of(first, "leaderboard.snapshot")
+    await award(user_id=alice.pk, delta=3)
+    update = await next_of(first, "leaderboard.update")
+
+    def no_board_read() -> str:
+        raise AssertionError("the snapshot read the board instead of the last push")
+
+    monkeypatch.setattr(consumers, "_snapshot", no_board_read)
+    second = await connect()
+    snapshot = await next_of(second, "leaderboard.snapshot")
+    assert snapshot == {
+        "type": "leaderboard.snapshot",
+        "entries": update["entries"],
+        "version": update["version"],
+    }
+    await second.send_to(text_data='{"type": "resync"}')
+    assert await next_of(second, "leaderboard.snapshot") == snapshot
+    for communicator in (first, second):
+        await communicator.disconnect()
