@@ -132,7 +132,9 @@ def test_it_keeps_scores_equal_to_the_ledger_under_concurrent_load(settings) -> 
 
 
 def test_it_admits_exactly_the_rate_limit_under_a_race(alice, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.COMPLETION_RATE_PER_USER = "5/m"
+    # A fixed window: an hour's, so that a slow run does not straddle two windows (a
+    # minute's window crossed mid-race admits up to twice the limit, rightly).
+    settings.COMPLETION_RATE_PER_USER = "5/h"
     ActionTypeFactory(id="click", reward=1)
     calls = [complete_call(alice, "click", start(alice, "click")) for _ in range(20)]
     results = run_concurrently(calls)
