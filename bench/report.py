@@ -130,7 +130,7 @@ def _write_rows(write: dict[str, Any]) -> list[Row]:
             f"= ledger sum: {'yes' if hot['check']['score_equals_ledger_sum'] else 'NO'}",
             baseline=f"pgbench hot row {_num(hot_base['tps'])} TPS",
             ratio=_num(hot["vs_pgbench_hot"]),
-            target="no status but 200, 409, 429; score exact",
+            target="no status but 200, 409, 429 (and 403 fraud_blocked); score exact",
             met=_yes(hot["met"]),
             generator_cpu=f"writer {hot['generator_cpu_cores']}",
         ),

@@ -17,7 +17,10 @@ worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
-keepalive = 5
+# nginx keeps its upstream connections for 60 s (keepalive_timeout, set in its config);
+# gunicorn must keep them longer, or it closes one just as nginx sends a request on it,
+# and nginx answers that request 502 (a POST is never retried on another connection).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 max_requests = 5000
 max_requests_jitter = 500
 # Django is imported once, in the master: a recycled (or crashed) worker is a fork, not

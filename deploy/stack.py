@@ -222,7 +222,7 @@ http {{
     uwsgi_temp_path {temp}/uwsgi;
     scgi_temp_path {temp}/scgi;
     server_tokens off;
-    upstream web {{ {servers(web)} keepalive 32; }}
+    upstream web {{ {servers(web)} keepalive 32; keepalive_timeout 60s; }}
     upstream ws {{ {servers(ws, f" max_conns={max_conns}")} }}
     map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
     server {{
