@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from scoreboard import metrics
+from scoreboard.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ if state then return state end
 if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 'deleted' end
 return ''
 """
-_SCRIPTS: dict[int, Any] = {}
 
 
 def _keys() -> dict[str, str]:
@@ -60,13 +60,6 @@ def _client() -> Any:
     from django_redis import get_redis_connection
 
     return get_redis_connection("strict")
-
-
-def _lookup_script(client: Any) -> Any:
-    script = _SCRIPTS.get(id(client))
-    if script is None or script.registered_client is not client:
-        script = _SCRIPTS[id(client)] = client.register_script(_LOOKUP)
-    return script
 
 
 def state_of(user: Any) -> str:
@@ -84,7 +77,7 @@ def account_state(user_id: uuid.UUID | str) -> str | None:
     keys = _keys()
     try:
         client = _client()
-        found = _lookup_script(client)(
+        found = redis_script(client, _LOOKUP)(
             keys=[keys["ready"], keys["blocked"], keys["deleted"]], args=[str(user_id)]
         )
     except Exception:

@@ -59,6 +59,8 @@ from typing import Any
 
 from django.conf import settings
 
+from scoreboard.redis_scripts import redis_script
+
 BUCKET_BYTES = 2  # 65,536 buckets: ~15 users each at 1M, listpacks up to ~8M users
 _MASK128 = (1 << 128) - 1
 _MAX_MICROS = (1 << 63) - 1
@@ -296,9 +298,6 @@ class IndexEntry:
     score: int
 
 
-_SCRIPTS: dict[tuple[int, str], Any] = {}
-
-
 class RedisIndex:
     """The sorted-set index. Every method raises on Redis errors (callers degrade) and
     reads raise `IndexColdError` when there is no complete index to read."""
@@ -316,12 +315,7 @@ class RedisIndex:
         return get_redis_connection("strict")
 
     def _script(self, source: str) -> Any:
-        # One Script (and its SHA1) per process and client: an index is made per request.
-        key = (id(self.client), source)
-        script = _SCRIPTS.get(key)
-        if script is None or script.registered_client is not self.client:
-            script = _SCRIPTS[key] = self.client.register_script(source)
-        return script
+        return redis_script(self.client, source)
 
     def generation_keys(self, generation: str) -> dict[str, str]:
         """The name of one generation's sorted set, and its buckets' common prefix."""
