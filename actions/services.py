@@ -31,6 +31,7 @@ from actions.errors import (
 )
 from actions.models import ActionType, Completion, IdempotencyRecord
 from actions.tokens import ActionToken, action_token_issue, action_token_verify, token_hash
+from fraud.audit import audit_record
 from fraud.services import (
     RiskAssessment,
     fraud_assess,
@@ -176,16 +177,6 @@ def _check_rules(*, user: User, action: ActionType, now: datetime) -> None:
             raise DailyCapReachedError(details={"dailyCap": action.daily_cap})
 
 
-def _queue_audit(**kwargs: Any) -> None:
-    from fraud.tasks import completion_audit
-
-    try:
-        completion_audit.delay(**kwargs)
-    except Exception:  # the broker is down: the score stands; the audit row is lost
-        metrics.backing_service_errors.labels("celery").inc()
-        logger.exception("could not queue the completion audit for %s", kwargs.get("completion_id"))
-
-
 @dataclass(frozen=True)
 class CompletionRequest:
     """What a client sent to complete an action, and who and where it came from."""
@@ -314,7 +305,7 @@ def _refuse(
         user_agent=user_agent,
         details={"actionId": action.pk},
     )
-    _queue_audit(
+    audit_record(
         kind="completion.blocked",
         user_id=str(user.pk),
         completion_id=None,
@@ -413,7 +404,7 @@ def _accept(
             details={"actionId": action.pk, "delta": action.reward},
         )
     after_commit(
-        _queue_audit,
+        audit_record,
         kind="completion.accepted",
         user_id=str(user.pk),
         completion_id=str(completion.pk),
@@ -426,6 +417,7 @@ def _accept(
             "userAgent": user_agent,
             **risk.as_details(),
         },
+        event_key=f"completion.accepted:{completion.pk}",
     )
     return completion
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import deploy.stack
-from bench import fanout, report, scenarios
+from bench import fanout, profile, report, scenarios
 from deploy.stack import DEFAULT_REDIS_URL, Stack, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -161,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="every fraud rule's weight 0 (the completion path without the rules)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy records gunicorn, daphne and Celery during each scenario into DIR",
+    )
     if parser.parse_known_args(argv)[0].quick:
         parser.set_defaults(**QUICK)  # new defaults: options given explicitly still win
     args = parser.parse_args(argv)
@@ -223,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             print(f"== {name}", flush=True)
             boots = _worker_boots(stack)
-            results[name] = asyncio.run(SCENARIOS[name](world, args))
+            with profile.recording(stack, args.profile, name):
+                results[name] = asyncio.run(SCENARIOS[name](world, args))
             # A gunicorn worker that (re)starts imports Django again, on the same cores.
             results[name]["gunicorn_worker_boots"] = _worker_boots(stack) - boots  # type: ignore[index]
             phases[name] = time.monotonic() - began - sum(phases.values())

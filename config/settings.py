@@ -460,6 +460,16 @@ CELERY_BEAT_SCHEDULE["completion-audit-backfill"] = {
     "schedule": 60.0,
 }
 
+# The completion audit trail: queued in Redis, written by Celery in batches (fraud.audit).
+# A drain runs this long after the first record queued since the last one started, and
+# the beat runs one every AUDIT_DRAIN_SECONDS in case a queued drain was lost.
+AUDIT_DRAIN_DELAY_SECONDS = env.float("AUDIT_DRAIN_DELAY_SECONDS", default=1.0)
+AUDIT_DRAIN_SECONDS = env.float("AUDIT_DRAIN_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["fraud-audit-drain"] = {
+    "task": "fraud.audit_drain",
+    "schedule": AUDIT_DRAIN_SECONDS,
+}
+
 # Fraud: a completion whose risk score reaches the flag threshold is accepted and flagged;
 # one that reaches the block threshold is refused with 403.
 FRAUD_FLAG_THRESHOLD = env.float("FRAUD_FLAG_THRESHOLD", default=0.5)

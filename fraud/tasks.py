@@ -12,7 +12,7 @@ from typing import Any
 from celery import shared_task
 from django.db import IntegrityError, transaction
 
-from fraud import alerts, services
+from fraud import alerts, audit, services
 from fraud.models import AuditEvent
 
 RETRYING: dict[str, Any] = {
@@ -47,6 +47,12 @@ def completion_audit(
             )
     except IntegrityError:  # delivered twice: the first delivery wrote it
         return
+
+
+@shared_task(name="fraud.audit_drain", **RETRYING)
+def audit_drain() -> int:
+    """Write the audit records queued in Redis (fraud.audit), in batches. Idempotent."""
+    return audit.audit_drain()
 
 
 @shared_task(name="fraud.user_review", **RETRYING)

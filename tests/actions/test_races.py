@@ -105,6 +105,10 @@ def test_it_holds_the_daily_cap_under_a_race(alice, settings) -> None:  # type: 
 def test_it_keeps_scores_equal_to_the_ledger_under_concurrent_load(settings) -> None:  # type: ignore[no-untyped-def]
     settings.COMPLETION_RATE_PER_USER = "1000/m"
     settings.COMPLETION_RATE_PER_IP = "100000/m"
+    # Twenty completions a user in a few seconds is what the fraud rules exist to stop,
+    # and how many they stop depends on the machine's speed: off here, where the subject
+    # is the ledger (tests/fraud covers the rules).
+    settings.FRAUD_RULE_WEIGHTS = dict.fromkeys(settings.FRAUD_RULE_WEIGHTS, 0.0)
     ActionTypeFactory(id="a", reward=3)
     ActionTypeFactory(id="b", reward=7)
     users = [UserFactory() for _ in range(10)]
@@ -123,7 +127,7 @@ def test_it_keeps_scores_equal_to_the_ledger_under_concurrent_load(settings) -> 
             statuses.append(complete_call(user, action, token)())
 
     run_concurrently([drain for _ in range(8)], timeout=120)
-    assert statuses.count(200) == 200
+    assert Counter(statuses) == {200: 200}
     for user in User.objects.filter(pk__in=[u.pk for u in users]):
         ledger = ScoreEntry.objects.filter(user=user).aggregate(s=Sum("delta"))["s"]
         rewards = Completion.objects.filter(user=user).aggregate(s=Sum("action__reward"))["s"]

@@ -77,7 +77,7 @@ def test_a_task_killed_mid_way_is_redelivered_and_written_once(stack: Stack) -> 
         first.signal(signal.SIGKILL)
         first.popen.wait(timeout=10)  # type: ignore[union-attr]
         blocker.rollback()
-    task_id = first.log_path.read_text().split("fraud.completion_audit[")[1].split("]")[0]
+    task_id = first.log_path.read_text().split("fraud.audit_drain[")[1].split("]")[0]
 
     time.sleep(VISIBILITY + 1)
     second = start_worker(stack, "celery-worker-2")

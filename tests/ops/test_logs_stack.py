@@ -118,11 +118,11 @@ def driven(stack: Stack, django_db_blocker) -> tuple[set[str], str]:  # type: ig
     """The stack after use, stopped so that every process's output is flushed."""
     with django_db_blocker.unblock():
         secrets, request_id = _drive(stack)
-    # The completion queued its audit task; wait for the worker to run it.
+    # The completion queued the audit drain; wait for the worker to run it.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if any(
-            line.get("request_id") == request_id and line.get("task") == "fraud.completion_audit"
+            line.get("request_id") == request_id and line.get("task") == "fraud.audit_drain"
             for line in _json_lines(_lines(stack, "celery-worker"))
         ):
             break
@@ -183,6 +183,6 @@ def test_the_request_id_reaches_the_access_log_and_the_task_it_queued(
     )
     worker = _json_lines(_lines(stack, "celery-worker"))
     assert any(
-        line.get("request_id") == request_id and line.get("task") == "fraud.completion_audit"
+        line.get("request_id") == request_id and line.get("task") == "fraud.audit_drain"
         for line in worker
     ), f"no worker line with request id {request_id}"
