@@ -45,6 +45,7 @@ from scoreboard.errors import ApplicationError, RateLimitedError
 from scoreboard.models import ScoreEntry
 from scoreboard.oncommit import after_commit
 from scoreboard.ratelimit import ratelimit_hit_many
+from scoreboard.redis_batch import redis_batch
 from scoreboard.services import LockedUser, ledger_award
 
 logger = logging.getLogger(__name__)
@@ -242,7 +243,18 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         _refuse(request, action=action, token=token, risk=risk, now=now)
 
     try:
-        completion = _accept(request, action=action, token=token, risk=risk)
+        # The after-commit Redis work of the leaderboard, the fraud rules' memory and the
+        # audit outbox: one round trip, sent as the block ends.
+        with redis_batch():
+            completion = _accept(request, action=action, token=token, risk=risk)
+            fraud_remember(
+                user_id=user.pk,
+                action_id=action.pk,
+                delta=action.reward,
+                risk=risk,
+                at=now,
+                score=completion.score_entry.score_after,
+            )
     except _IdempotencyRaceError:
         replayed = _replay(user, request.idempotency_key or "", request.fingerprint)
         if replayed is None:
@@ -257,15 +269,14 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         completion = _stored(user, token.nonce)
         if completion is None:
             raise
-
-    fraud_remember(
-        user_id=user.pk,
-        action_id=action.pk,
-        delta=action.reward,
-        risk=risk,
-        at=now,
-        score=completion.score_entry.score_after,
-    )
+        fraud_remember(
+            user_id=user.pk,
+            action_id=action.pk,
+            delta=action.reward,
+            risk=risk,
+            at=now,
+            score=completion.score_entry.score_after,
+        )
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
     body = {
@@ -296,7 +307,16 @@ def _refuse(
     user, ip, user_agent = request.user, request.ip, request.user_agent
     metrics.fraud_decisions.labels("block").inc()
     details = {"actionId": action.pk, "nonce": token.nonce, "ip": ip, "userAgent": user_agent}
-    fraud_remember(user_id=user.pk, action_id=action.pk, delta=0, risk=risk, at=now)
+    with redis_batch():  # the fraud rules' memory and the audit outbox: one round trip
+        fraud_remember(user_id=user.pk, action_id=action.pk, delta=0, risk=risk, at=now)
+        audit_record(
+            kind="completion.blocked",
+            user_id=str(user.pk),
+            completion_id=None,
+            risk_score=risk.score,
+            payload={**details, **risk.as_details()},
+            event_key=f"completion.blocked:{token.nonce}",
+        )
     fraud_log_blocked(
         user_id=user.pk,
         nonce=token.nonce,
@@ -304,14 +324,6 @@ def _refuse(
         ip=ip,
         user_agent=user_agent,
         details={"actionId": action.pk},
-    )
-    audit_record(
-        kind="completion.blocked",
-        user_id=str(user.pk),
-        completion_id=None,
-        risk_score=risk.score,
-        payload={**details, **risk.as_details()},
-        event_key=f"completion.blocked:{token.nonce}",
     )
     raise FraudBlockedError(details={"reasons": risk.public_reasons()})
 

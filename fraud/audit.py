@@ -1,7 +1,8 @@
 """The completion audit trail's outbox: records queued in Redis, written by Celery in batches.
 
 A completion's audit record (accepted or blocked) is one RPUSH onto a Redis list, in the
-same round trip as the rest of the request's after-commit Redis work, instead of one
+same round trip as the rest of the request's after-commit Redis work
+(`scoreboard.redis_batch`), instead of one
 Celery message and one task run per completion. A Celery task, `fraud.audit_drain`,
 writes the list to PostgreSQL in batches:
 
@@ -34,6 +35,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from scoreboard import metrics
+from scoreboard.redis_batch import redis_later
 from scoreboard.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
@@ -70,13 +72,11 @@ def audit_record(
     risk_score: float,
     payload: dict[str, Any],
     event_key: str,
-    pipe: Any = None,
 ) -> None:
-    """Queue one audit record; it is written within AUDIT_DRAIN_DELAY_SECONDS or so.
+    """Queue one audit record; a drain writes it about AUDIT_DRAIN_DELAY_SECONDS later.
 
-    With `pipe` (a Redis pipeline the caller executes, after commit) the record rides in
-    the caller's round trip; the caller then passes the pipeline's two replies for it to
-    `audit_queued`. Without, this sends it itself. Never raises.
+    With Redis, two commands of the request's after-commit round trip
+    (`scoreboard.redis_batch`). Never raises.
     """
     record = {
         "kind": kind,
@@ -89,28 +89,22 @@ def audit_record(
     if settings.EMBEDDED:
         _as_task(record)
         return
-    queue, wake = _keys()
-    own = pipe is None
-    if own:
-        pipe = _client().pipeline(transaction=False)
-    pipe.rpush(queue, json.dumps(record, separators=(",", ":"), default=str))
-    pipe.set(wake, "1", nx=True, px=_wake_ms())
-    if not own:
-        return
-    try:
-        replies = pipe.execute()
-    except Exception:
-        metrics.backing_service_errors.labels("redis").inc()
-        logger.warning("audit outbox unavailable; queueing the record as its own task")
-        _as_task(record)
-        return
-    audit_queued(replies)
+    outbox, wake = _keys()
+    encoded = json.dumps(record, separators=(",", ":"), default=str)
 
+    def queue(pipe: Any) -> None:
+        pipe.rpush(outbox, encoded)
+        pipe.set(wake, "1", nx=True, px=_wake_ms())
 
-def audit_queued(replies: list[Any]) -> None:
-    """After the RPUSH and SET that `audit_record` added: queue a drain if none is queued."""
-    if replies[-1]:  # the wake flag was not set: no drain is queued
-        _queue_drain(countdown=settings.AUDIT_DRAIN_DELAY_SECONDS)
+    def done(outcome: list[Any] | Exception) -> None:
+        if isinstance(outcome, Exception) or isinstance(outcome[0], Exception):
+            metrics.backing_service_errors.labels("redis").inc()
+            logger.warning("audit outbox unavailable; queueing the record as its own task")
+            _as_task(record)
+        elif outcome[1]:  # the wake flag was not set: no drain is queued
+            _queue_drain(countdown=settings.AUDIT_DRAIN_DELAY_SECONDS)
+
+    redis_later(queue, done)
 
 
 def _wake_ms() -> int:

@@ -1,7 +1,8 @@
 """Fraud: assessing completions, recording decisions, and what staff do about them.
 
 `fraud_assess` runs on the completion path before its transaction: no SQL, one Redis round
-trip to read the signals, and `fraud_remember` one more after the decision. Everything
+trip to read the signals; `fraud_remember` adds its writes to the completion's
+after-commit round trip (`scoreboard.redis_batch`). Everything
 that needs the database (fraud logs, risk profiles, reviews, alerts) happens in the
 completion's own transaction or in Celery tasks.
 """
@@ -23,9 +24,10 @@ from accounts.models import Session, User
 from accounts.state import account_state_set, state_of
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RULES, PastCompletion, Signals, combine
-from fraud.signals import device_of, ip_prefix, signal_store
+from fraud.signals import RedisSignalStore, device_of, ip_prefix, signal_store
 from scoreboard import metrics
 from scoreboard.oncommit import after_commit
+from scoreboard.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
 
@@ -141,16 +143,33 @@ def fraud_remember(
 ) -> None:
     """Add an accepted or blocked completion to the signals of the next assessment.
 
-    One Redis round trip; a failure only makes the rules forget this one.
+    With Redis, commands of the request's after-commit round trip
+    (`scoreboard.redis_batch`); a failure only makes the rules forget this one.
     """
     if _rules_off():
         return
     past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta)
-    try:
-        signal_store().remember(user_id=user_id, past=past, score=score)
-    except Exception:
+    store = signal_store()
+
+    def forgot() -> None:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("could not remember a completion of %s for the fraud rules", user_id)
+
+    if isinstance(store, RedisSignalStore):
+
+        def queue(pipe: Any) -> None:
+            store.remember_queue(pipe, user_id=user_id, past=past, score=score)
+
+        def done(outcome: list[Any] | Exception) -> None:
+            if isinstance(outcome, Exception) or any(isinstance(r, Exception) for r in outcome):
+                forgot()
+
+        redis_later(queue, done)
+        return
+    try:
+        store.remember(user_id=user_id, past=past, score=score)
+    except Exception:
+        forgot()
 
 
 def _profile_touch(*, user_id: uuid.UUID, risk: float, blocked: bool, now: datetime) -> None:

@@ -105,14 +105,20 @@ class RedisSignalStore:
     ) -> None:
         """Add a completion (and the score it left, if accepted) to the user's recent
         history. One round trip."""
-        key = f"{self.base}:u:{user_id}"
         pipe = self.client.pipeline(transaction=False)
+        self.remember_queue(pipe, user_id=user_id, past=past, score=score)
+        pipe.execute()
+
+    def remember_queue(
+        self, pipe: Any, *, user_id: uuid.UUID, past: PastCompletion, score: int | None = None
+    ) -> None:
+        """`remember`'s commands, added to the caller's pipeline."""
+        key = f"{self.base}:u:{user_id}"
         pipe.lpush(key, _encode(past))
         pipe.ltrim(key, 0, settings.FRAUD_HISTORY_SIZE - 1)
         pipe.expire(key, _HISTORY_TTL)
         if score is not None:
             pipe.set(f"{self.base}:s:{user_id}", score, ex=_HISTORY_TTL)
-        pipe.execute()
 
 
 class LocalSignalStore:

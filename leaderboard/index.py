@@ -58,6 +58,7 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from scoreboard.redis_scripts import redis_script
 
@@ -372,23 +373,63 @@ class RedisIndex:
         When applied to a warm index, the same script PUBLISHes an empty wake-up on
         `wake_channel` and `<user id>\n{"type":"me.update",...}` on `me_channel` (each when
         given), so the writer's after-commit work is one round trip."""
-        k = self.keys
-        applied, rank = self._script(APPLY)(
-            keys=[k["ready"], k["v"], k["dirty"], k["building"], k["pending"]],
-            args=[
-                self.generations,
-                user_field(user_id),
-                score,
-                entry_id,
-                inverted_time(reached_at),
-                username.encode(),
-                "1" if ranked and score > 0 else "0",
-                repr(time.time()),
-                wake_channel,
-                me_channel,
-                str(user_id),
-            ],
+        keys, args = self._apply_call(
+            user_id, username, score, reached_at, entry_id, ranked, wake_channel, me_channel
         )
+        return self._applied(self._script(APPLY)(keys=keys, args=args))
+
+    def apply_queue(self, pipe: Any, **change: Any) -> Callable[[Any], tuple[bool, int | None]]:
+        """`apply_and_rank` as one command of the caller's pipeline (`pipe`), for a
+        caller that sends other commands in the same round trip. Returns the function
+        that turns the command's reply (or the exception in its place) into
+        `apply_and_rank`'s answer, raising as it would."""
+        keys, args = self._apply_call(**change)
+        script = self._script(APPLY)
+        # Not `script(..., client=pipe)`: a pipeline that runs a script first asks Redis
+        # whether it is loaded, a round trip more. A reply NOSCRIPT (Redis restarted or
+        # flushed) runs it once more on its own, which loads it.
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+        def answer(reply: Any) -> tuple[bool, int | None]:
+            if isinstance(reply, NoScriptError):
+                reply = script(keys=keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            return self._applied(reply)
+
+        return answer
+
+    def _apply_call(
+        self,
+        user_id: uuid.UUID,
+        username: str,
+        score: int,
+        reached_at: datetime,
+        entry_id: int,
+        ranked: bool,
+        wake_channel: str = "",
+        me_channel: str = "",
+    ) -> tuple[list[str], list[Any]]:
+        k = self.keys
+        keys = [k["ready"], k["v"], k["dirty"], k["building"], k["pending"]]
+        args = [
+            self.generations,
+            user_field(user_id),
+            score,
+            entry_id,
+            inverted_time(reached_at),
+            username.encode(),
+            "1" if ranked and score > 0 else "0",
+            repr(time.time()),
+            wake_channel,
+            me_channel,
+            str(user_id),
+        ]
+        return keys, args
+
+    @staticmethod
+    def _applied(reply: Any) -> tuple[bool, int | None]:
+        applied, rank = reply
         if applied == -1:
             raise IndexColdError
         return applied == 1, (int(rank) + 1 if rank >= 0 else None)

@@ -6,8 +6,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -24,6 +25,7 @@ from leaderboard.index import IndexColdError, RedisIndex, micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
 from scoreboard import metrics
 from scoreboard.models import ScoreEntry
+from scoreboard.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
 
@@ -59,40 +61,62 @@ def leaderboard_score_changed(
     entry_id: int,
     username: str | None = None,
     ranked: bool | None = None,
-) -> int | None:
+    on_rank: Callable[[int | None], None] | None = None,
+) -> None:
     """After commit of a ledger entry: update the index, mark the board, tell the user.
-    Returns the user's new rank (None when not on the board).
+    `on_rank` hears the user's new rank (None when not on the board).
 
     `username` and `ranked` (active and not banned), when the writer read them under the
-    user's row lock, save a query. A failure here loses nothing: the reconciler replays
-    the ledger into the index.
+    user's row lock, save a query. With Redis it is one command of the request's
+    after-commit round trip (`scoreboard.redis_batch`): the index write, the broadcasters'
+    wake-up and me.update; `on_rank` is called when that round trip is done. A failure
+    here loses nothing: the reconciler replays the ledger into the index.
     """
+    tell = on_rank or (lambda rank: None)
     if username is None or ranked is None:
         user = (
             User.objects.filter(pk=user_id).only("id", "username", "is_active", "is_banned").first()
         )
         if user is None:
-            return None
+            tell(None)
+            return
         username, ranked = user.username, user.is_active and not user.is_banned
-    if not settings.EMBEDDED:
+    if settings.EMBEDDED:
+        tell(_changed_without_index(user_id, score))
+        return
+    change = {
+        "user_id": user_id,
+        "username": username,
+        "score": score,
+        "reached_at": reached_at,
+        "entry_id": entry_id,
+        "ranked": ranked,
+        "wake_channel": broadcast.dirty_channel(),
+        "me_channel": broadcast.me_channel(),
+    }
+    answers: list[Callable[[Any], tuple[bool, int | None]]] = []
+
+    def queue(pipe: Any) -> None:
+        answers.append(RedisIndex().apply_queue(pipe, **change))
+
+    def done(outcome: list[Any] | Exception) -> None:
         try:
-            # One round trip: the index write, the broadcasters' wake-up and me.update.
-            _, rank = RedisIndex().apply_and_rank(
-                user_id=user_id,
-                username=username,
-                score=score,
-                reached_at=reached_at,
-                entry_id=entry_id,
-                ranked=ranked,
-                wake_channel=broadcast.dirty_channel(),
-                me_channel=broadcast.me_channel(),
-            )
-            return rank
+            if isinstance(outcome, Exception):
+                raise outcome
+            tell(answers[0](outcome[0])[1])
+            return
         except IndexColdError:
             pass  # kept for the rebuild; the rank comes from PostgreSQL below
         except Exception:
             metrics.backing_service_errors.labels("redis").inc()
             logger.warning("index update for %s failed; left to the reconciler", user_id)
+        tell(_changed_without_index(user_id, score))
+
+    redis_later(queue, done)
+
+
+def _changed_without_index(user_id: uuid.UUID, score: int) -> int | None:
+    """The board marked, the rank from PostgreSQL and me.update sent, without the index."""
     broadcast.mark_dirty()
     found = leaderboard_rank_and_score(user_id=user_id)
     rank = found[0] if found else None

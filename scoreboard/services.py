@@ -31,8 +31,11 @@ def _publish_score_changed(entry: ScoreEntry, locked: LockedUser | None) -> None
     # leaderboard reacts to committed changes only; imported here to keep it downstream.
     from leaderboard.services import leaderboard_score_changed
 
+    def rank_after(rank: int | None) -> None:
+        entry.rank_after = rank
+
     def publish() -> None:
-        entry.rank_after = leaderboard_score_changed(
+        leaderboard_score_changed(
             user_id=entry.user_id,
             score=entry.score_after,
             previous_score=entry.score_before,
@@ -40,6 +43,7 @@ def _publish_score_changed(entry: ScoreEntry, locked: LockedUser | None) -> None
             entry_id=entry.pk,
             username=locked.username if locked else None,
             ranked=locked.ranked if locked else None,
+            on_rank=rank_after,
         )
 
     transaction.on_commit(publish, robust=True)

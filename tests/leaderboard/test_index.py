@@ -111,7 +111,7 @@ def test_it_repairs_a_skipped_index_update(monkeypatch) -> None:  # type: ignore
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
     ledger_award(user_id=alice.pk, delta=10)
     # a process dies between commit and index update: the hook never runs
-    monkeypatch.setattr(services.RedisIndex, "apply_and_rank", lambda self, **kw: (False, None))
+    monkeypatch.setattr(services, "leaderboard_score_changed", lambda **kw: None)
     ledger_award(user_id=bob.pk, delta=20)
     monkeypatch.undo()
     assert board() == [("alice", 10)]
