@@ -38,13 +38,14 @@ from fraud.services import (
     fraud_log_blocked,
     fraud_log_flagged,
     fraud_remember,
+    fraud_signals_prefetch,
 )
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
 from scoreboard.errors import ApplicationError, RateLimitedError
 from scoreboard.models import ScoreEntry
 from scoreboard.oncommit import after_commit
-from scoreboard.ratelimit import ratelimit_hit_many
+from scoreboard.ratelimit import RateDecision, ratelimit_hit_many
 from scoreboard.redis_batch import redis_batch
 from scoreboard.services import LockedUser, ledger_award
 
@@ -135,14 +136,20 @@ def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
     )
 
 
-def _rate_limit(user: User, ip: str | None) -> dict[str, str]:
-    """The per-user and per-IP completion limits, counted in one Redis round trip."""
-    per_user, per_ip = ratelimit_hit_many(
+def _rate_limit(user: User, ip: str | None) -> list[RateDecision]:
+    """The per-user and per-IP completion limits, counted in one Redis round trip (or
+    the enclosing `redis_batch()`'s: then the list is filled when it ends)."""
+    return ratelimit_hit_many(
         [
             ("complete-user", str(user.pk), settings.COMPLETION_RATE_PER_USER),
             ("complete-ip", ip or "unknown", settings.COMPLETION_RATE_PER_IP),
         ]
     )
+
+
+def _over_limit(decisions: list[RateDecision]) -> dict[str, str]:
+    """Raise 429 if a limit is exceeded; otherwise the per-user limit's headers."""
+    per_user, per_ip = decisions
     for decision in (per_user, per_ip):
         if decision.limited:
             raise RateLimitedError(
@@ -219,9 +226,15 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
     user, ip, user_agent = request.user, request.ip, request.user_agent
     if user.is_banned:
         raise UserBannedError()
-    rate_headers = _rate_limit(user, ip)
-    action = _active_action(request.action_id)
     now = timezone.now()
+    # The rate limits and the fraud rules' signals: one Redis round trip, as the block
+    # ends. The limits are checked first; the signals are read even when a later check
+    # refuses the completion (counting the account on its address, as an attempt).
+    with redis_batch():
+        limits = _rate_limit(user, ip)
+        signals = fraud_signals_prefetch(user_id=user.pk, ip=ip, now=now)
+    rate_headers = _over_limit(limits)
+    action = _active_action(request.action_id)
     token = action_token_verify(
         raw=request.raw_token, user_id=user.pk, action_id=action.pk, now=now
     )
@@ -238,6 +251,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         ip=ip,
         user_agent=user_agent,
         now=now,
+        prefetched=signals,
     )
     if risk.blocked:
         _refuse(request, action=action, token=token, risk=risk, now=now)

@@ -87,16 +87,27 @@ class RedisSignalStore:
         """(the user's recent completions, newest first; accounts seen on this address in
         the farm window, this one included; the user's last known score, or None). One
         round trip; counts this account on the address as it reads."""
+        pipe = self.client.pipeline(transaction=False)
+        self.read_queue(pipe, user_id=user_id, ip=ip, now=now)
+        return self.read_replies(pipe.execute())
+
+    def read_queue(self, pipe: Any, *, user_id: uuid.UUID, ip: str | None, now: float) -> None:
+        """`read`'s commands, added to the caller's pipeline (`read_replies` reads theirs)."""
         window = settings.FRAUD_FARM_WINDOW_SECONDS
         ip_key = f"{self.base}:ip:{ip or 'unknown'}"
-        pipe = self.client.pipeline(transaction=False)
         pipe.lrange(f"{self.base}:u:{user_id}", 0, settings.FRAUD_HISTORY_SIZE - 1)
         pipe.zadd(ip_key, {str(user_id): now})
         pipe.zremrangebyscore(ip_key, "-inf", now - window)
         pipe.zcard(ip_key)
         pipe.expire(ip_key, int(window) + 1)
         pipe.get(f"{self.base}:s:{user_id}")
-        raw, _, _, accounts, _, score = pipe.execute()
+
+    @staticmethod
+    def read_replies(replies: list[Any]) -> tuple[list[PastCompletion], int, int | None]:
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        raw, _, _, accounts, _, score = replies
         history = [past for past in map(_decode, raw) if past is not None]
         return history, int(accounts), _int_or_none(score)
 

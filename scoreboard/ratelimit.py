@@ -3,8 +3,8 @@
 Counting is django-ratelimit's fixed-window counter (`cache.add` then `INCR`, atomic in
 Redis) on the `strict` cache alias, which raises on Redis errors instead of hiding them.
 `ratelimit_hit_many` counts several limits of one request (a completion's per-user and
-per-IP limits) in one Redis round trip, on the very keys and windows django-ratelimit
-uses, so both paths count the same hits.
+per-IP limits) in one Redis round trip (or in the request's `redis_batch()`), on the
+very keys and windows django-ratelimit uses, so both paths count the same hits.
 When Redis fails, the same rate is enforced by a counter in this process's memory: the
 service keeps accepting requests, at most `limit` per window per process (so the
 effective limit is multiplied by the number of processes until Redis is back).
@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -26,6 +27,8 @@ from django_ratelimit.core import (
     _split_rate,
     get_usage,
 )
+
+from scoreboard.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
 
@@ -110,39 +113,46 @@ def ratelimit_hit(*, scope: str, key: str, rate: str, increment: bool = True) ->
 def ratelimit_hit_many(hits: list[tuple[str, str, str]]) -> list[RateDecision]:
     """Count one hit against each (scope, key, rate), in one Redis round trip.
 
-    Off Redis (the embedded default) each limit is counted on its own.
+    Inside a `redis_batch()` block the hits go in the block's round trip, and the list
+    returned is filled (in the order of `hits`) when the block ends. Off Redis (the
+    embedded default) each limit is counted on its own, at once.
     """
-    if not getattr(settings, "RATELIMIT_ENABLE", True):
-        return [ratelimit_hit(scope=s, key=k, rate=r) for s, k, r in hits]
+    decisions: list[RateDecision] = []
     cache = caches[settings.RATELIMIT_USE_CACHE]
-    if not hasattr(cache, "client"):  # not django-redis
-        return [ratelimit_hit(scope=s, key=k, rate=r) for s, k, r in hits]
+    if not getattr(settings, "RATELIMIT_ENABLE", True) or not hasattr(cache, "client"):
+        decisions.extend(ratelimit_hit(scope=s, key=k, rate=r) for s, k, r in hits)
+        return decisions
     plan = []
     for scope, key, rate in hits:
         limit, period = _split_rate(rate)
         window = _get_window(key, period)
         cache_key = cache.make_and_validate_key(_make_cache_key(scope, window, rate, key, None))
         plan.append((scope, key, limit, period, window, cache_key))
-    try:
-        pipe = cache.client.get_client(write=True).pipeline(transaction=False)
+
+    def queue(pipe: Any) -> None:
         for _, _, _, period, _, cache_key in plan:
             pipe.set(cache_key, 0, ex=period + EXPIRATION_FUDGE, nx=True)
             pipe.incr(cache_key)
-        replies = pipe.execute()
-    except Exception:
-        logger.warning("rate limit store unavailable; using per-process limits")
-        decisions = []
-        for scope, key, limit, period, _, _ in plan:
-            count, reset = _local.hit(f"{scope}:{key}", period, True)
-            decisions.append(
-                RateDecision(limit=limit, count=count, reset_seconds=max(1, reset), degraded=True)
-            )
-        return decisions
-    now = int(time.time())
-    return [
-        RateDecision(limit=limit, count=int(count), reset_seconds=max(1, window - now))
-        for (_, _, limit, _, window, _), count in zip(plan, replies[1::2], strict=True)
-    ]
+
+    def done(outcome: list[Any] | Exception) -> None:
+        if isinstance(outcome, Exception) or any(isinstance(r, Exception) for r in outcome):
+            logger.warning("rate limit store unavailable; using per-process limits")
+            for scope, key, limit, period, _, _ in plan:
+                count, reset = _local.hit(f"{scope}:{key}", period, True)
+                decisions.append(
+                    RateDecision(
+                        limit=limit, count=count, reset_seconds=max(1, reset), degraded=True
+                    )
+                )
+            return
+        now = int(time.time())
+        decisions.extend(
+            RateDecision(limit=limit, count=int(count), reset_seconds=max(1, window - now))
+            for (_, _, limit, _, window, _), count in zip(plan, outcome[1::2], strict=True)
+        )
+
+    redis_later(queue, done)
+    return decisions
 
 
 def ratelimit_reset_local() -> None:

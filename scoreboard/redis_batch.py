@@ -1,17 +1,18 @@
-"""One Redis round trip for the after-commit work of several apps.
+"""One Redis round trip for the Redis work of several apps in one request.
 
-A completion's Redis work after its commit belongs to three apps: the leaderboard's index
-write (with the broadcasters' wake-up and the user's me.update), the fraud rules' memory
-and the audit outbox. Each queues its commands with `redis_later`. Inside a
-`redis_batch()` block they are sent as one pipeline when the block ends, and each part
-then hears its own replies; outside one, a part is sent at once. On this machine a round
-trip costs about as much CPU as the commands it carries several times over, so three
-become one.
+A completion talks to Redis for three apps at two moments. Before its transaction: the
+rate limits (scoreboard.ratelimit) and the fraud rules' signals (fraud). After its
+commit: the leaderboard's index write (with the broadcasters' wake-up and the user's
+me.update), the audit outbox and the fraud rules' memory. Each app queues its commands
+with `redis_later`. Inside a `redis_batch()` block they are sent as one pipeline when the
+block ends, and each part then hears its own replies; outside one, a part is sent at
+once. On this machine a round trip costs several times the CPU of the commands it
+carries, so five round trips become two.
 
 A part's `done` receives its replies (a list, one per command it queued, an exception
 in place of a command that failed) or the exception that failed the whole pipeline, and
-handles both: it never raises (what it raises is logged and dropped), because the work
-it follows has committed.
+handles both, falling back as the app would without Redis. It must not raise (what it
+raises is logged and dropped): after a commit, the work it follows is already done.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _client() -> Any:
 @contextmanager
 def redis_batch() -> Iterator[None]:
     """Send every part queued inside the block in one pipeline when it ends (even if the
-    block raised: what was queued followed work that committed)."""
+    block raised: what was queued after a commit must still be sent)."""
     if _parts.get() is not None:  # nested: the outer block sends
         yield
         return
@@ -92,4 +93,4 @@ def _tell(part: _Part, outcome: list[Any] | Exception) -> None:
     try:
         part.done(outcome)
     except Exception:
-        logger.exception("after-commit Redis work failed in %s", part.done)
+        logger.exception("batched Redis work failed in %s", part.done)

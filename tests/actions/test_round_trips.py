@@ -1,7 +1,7 @@
-"""A completion's Redis round trips against the real Redis: the after-commit work of the
-leaderboard, the fraud rules' memory and the audit outbox leave in one pipeline
-(scoreboard.redis_batch), and each part still works when that pipeline fails in part or
-in whole."""
+"""A completion's Redis round trips against the real Redis: the rate limits and the fraud
+signals leave in one pipeline, the after-commit work of the leaderboard, the fraud rules'
+memory and the audit outbox in another (scoreboard.redis_batch), and each part still
+works when its pipeline fails in part or in whole."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def drains_held():  # type: ignore[no-untyped-def]
         yield queued
 
 
-def test_a_completion_makes_four_redis_round_trips_one_after_commit(
+def test_a_completion_makes_three_redis_round_trips(
     client_for, alice, click, start, complete, redis_calls, drains_held
 ) -> None:  # type: ignore[no-untyped-def]
     client = client_for(alice)
@@ -57,8 +57,12 @@ def test_a_completion_makes_four_redis_round_trips_one_after_commit(
     response = complete(client, "click", token)
     assert response.status_code == 200, response.content
     assert response.json()["rank"] == 1
-    # account state, rate limits, fraud signals, then everything after commit at once
-    assert len(redis_calls) == 4, redis_calls
+    # the account state; the rate limits with the fraud signals; everything after commit
+    assert len(redis_calls) == 3, redis_calls
+    assert redis_calls[1].split() == [
+        *("SET", "INCRBY", "SET", "INCRBY"),
+        *("LRANGE", "ZADD", "ZREMRANGEBYSCORE", "ZCARD", "EXPIRE", "GET"),
+    ]
     after_commit = redis_calls[-1].split()
     # the index write (with its wake-up and me.update), the audit record, the fraud memory
     assert after_commit == ["EVALSHA", "RPUSH", "SET", "LPUSH", "LTRIM", "EXPIRE", "SET"]
@@ -116,7 +120,7 @@ def test_a_part_outside_a_batch_is_sent_at_once_and_a_failing_done_stops_no_othe
         redis_later(lambda pipe: pipe.ping(), broken)
         redis_later(lambda pipe: pipe.ping(), heard.append)
     assert heard == [[True], [True]]
-    assert "after-commit Redis work failed" in caplog.text
+    assert "batched Redis work failed" in caplog.text
 
 
 def test_with_redis_down_each_part_hears_the_error_and_the_completion_stands(
