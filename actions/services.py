@@ -42,12 +42,12 @@ from fraud.services import (
 )
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard import metrics
-from scoreboard.errors import ApplicationError, RateLimitedError
+from scoreboard.errors import ApplicationError, NotFoundError, RateLimitedError
 from scoreboard.models import ScoreEntry
 from scoreboard.oncommit import after_commit
 from scoreboard.ratelimit import RateDecision, ratelimit_hit_many
 from scoreboard.redis_batch import redis_batch
-from scoreboard.services import LockedUser, ledger_award
+from scoreboard.services import ledger_award, ledger_lock
 
 logger = logging.getLogger(__name__)
 
@@ -380,24 +380,23 @@ def _accept(
                 )
         except IntegrityError as exc:
             raise _IdempotencyRaceError() from exc
-    # Lock the user's row: concurrent completions of one user wait here, so the cooldown
-    # and daily-cap checks below see every earlier completion, and a ban that committed
-    # since the request was authenticated is seen too.
-    score, username, active, banned = (
-        User.objects.select_for_update(no_key=True)
-        .filter(pk=user.pk)
-        .values_list("score", "username", "is_active", "is_banned")
-        .get()
-    )
-    if banned:
+    # Lock the user's row, adding the reward to their total in the same statement:
+    # concurrent completions of one user wait here, so the cooldown and daily-cap checks
+    # below see every earlier completion, and a ban that committed since the request was
+    # authenticated is seen too. A check that refuses rolls the addition back.
+    try:
+        row = ledger_lock(user_id=user.pk, add=action.reward)
+    except NotFoundError as exc:
+        raise TokenInvalidError("The token's user no longer exists or is inactive.") from exc
+    if row.is_banned:
         raise UserBannedError()
-    if not active:
+    if not row.is_active:
         raise TokenInvalidError("The token's user no longer exists or is inactive.")
-    now = timezone.now()
+    now = row.user.at or timezone.now()
     _check_rules(user=user, action=action, now=now)
     entry = ledger_award(
         user_id=user.pk,
-        locked=LockedUser(score=score, username=username, ranked=True),
+        locked=row.user,
         delta=action.reward,
         action_id=action.pk,
         token_hash=token_hash(request.raw_token),

@@ -8,8 +8,8 @@ name one. The script is the transaction a completion runs (checked against the r
 see `completion_statements`):
 
     BEGIN;
-    SELECT score, username, is_active, is_banned FROM accounts_user WHERE id = $u FOR NO KEY UPDATE;
-    UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = $u;
+    UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = $u
+        RETURNING score - 1, username, is_active, is_banned;
     INSERT INTO scoreboard_scoreentry (...) VALUES (...) RETURNING id;
     INSERT INTO actions_completion (... unique nonce ...) VALUES (...);
     COMMIT;
@@ -32,7 +32,6 @@ from urllib.parse import urlparse
 TABLES = ("accounts_user", "actions_actiontype", "scoreboard_scoreentry", "actions_completion")
 # The statements of the completion's transaction, as (verb, table), in order.
 SHAPE = [
-    ("SELECT FOR NO KEY UPDATE", "accounts_user"),
     ("UPDATE", "accounts_user"),
     ("INSERT", "scoreboard_scoreentry"),
     ("INSERT", "actions_completion"),
@@ -41,8 +40,7 @@ USER_ID = "('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid"
 
 SCRIPT = f"""\\set u random(1, :users)
 BEGIN;
-SELECT score, username, is_active, is_banned FROM accounts_user WHERE id = {USER_ID} LIMIT 21 FOR NO KEY UPDATE \\gset u_
-UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = {USER_ID};
+UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = {USER_ID} RETURNING score - 1 AS score, username, is_active, is_banned \\gset u_
 INSERT INTO scoreboard_scoreentry (user_id, delta, score_before, score_after, reason, action_id, token_hash, ip, user_agent, reverses_id, note, created_at) VALUES ({USER_ID}, 1, :u_score, :u_score + 1, 'completion', :action, md5(random()::text) || md5(random()::text), '127.0.0.1', 'scoreboard-bench', NULL, '', now()) RETURNING id AS entry_id \\gset
 INSERT INTO actions_completion (id, user_id, action_id, nonce, score_entry_id, delta, started_at, client_timestamp, risk_score, flagged, ip, user_agent, created_at) VALUES (gen_random_uuid(), {USER_ID}, :action, md5(random()::text), :entry_id, 1, now(), NULL, 0.0, false, '127.0.0.1', 'scoreboard-bench', now());
 COMMIT;

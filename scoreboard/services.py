@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,6 +25,50 @@ class LockedUser:
     score: int
     username: str
     ranked: bool  # active and not banned
+    # Set by `ledger_lock`: the points its statement already added to the total, and the
+    # time it gave as the total's `score_reached_at` (the ledger entry's time too).
+    added: int = 0
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LockedRow:
+    """What `ledger_lock` read: the row as it was, and whether the user may score."""
+
+    user: LockedUser
+    is_active: bool
+    is_banned: bool
+
+
+def ledger_lock(*, user_id: uuid.UUID, add: int) -> LockedRow:
+    """Lock a user's row and add `add` to their total, in one statement of the caller's
+    transaction (one round trip where a locking read and an update take two).
+
+    The caller checks what it read and either records the award with
+    `ledger_award(locked=row.user, delta=add, ...)` in the same transaction, or raises,
+    and the rollback undoes the addition. The lock is FOR NO KEY UPDATE (an UPDATE of
+    columns no foreign key points at), as `ledger_award`'s own.
+    """
+    at = timezone.now()
+    table, pk = User._meta.db_table, User._meta.pk.column
+    score, reached, active, banned, username = (
+        User._meta.get_field(name).column
+        for name in ("score", "score_reached_at", "is_active", "is_banned", "username")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {score} = {score} + %s, {reached} = %s WHERE {pk} = %s "  # noqa: S608 - names from the model
+            f"RETURNING {score} - %s, {username}, {active}, {banned}",
+            [add, at, user_id, add],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFoundError("User not found.")
+    before, name, is_active, is_banned = row
+    user = LockedUser(
+        score=before, username=name, ranked=is_active and not is_banned, added=add, at=at
+    )
+    return LockedRow(user=user, is_active=is_active, is_banned=is_banned)
 
 
 def _publish_score_changed(entry: ScoreEntry, locked: LockedUser | None) -> None:
@@ -69,7 +114,9 @@ def ledger_award(
     transaction passes what it read under it as `locked`. The leaderboard hears of it
     only after commit.
     """
-    now = timezone.now()
+    now = (locked.at if locked else None) or timezone.now()
+    if locked and locked.added and locked.added != delta:
+        raise ValueError("ledger_lock added other points than this award's")
     # No savepoint inside a caller's transaction: a failure here aborts it all anyway.
     with transaction.atomic(savepoint=False):
         # The row lock makes read-then-update exact; the F() update keeps it atomic anyway.
@@ -83,7 +130,8 @@ def ledger_award(
             )
         if before is None:
             raise NotFoundError("User not found.")
-        User.objects.filter(pk=user_id).update(score=F("score") + delta, score_reached_at=now)
+        if not (locked and locked.added):  # ledger_lock added it already
+            User.objects.filter(pk=user_id).update(score=F("score") + delta, score_reached_at=now)
         entry = ScoreEntry.objects.create(
             user_id=user_id,
             delta=delta,
