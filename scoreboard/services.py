@@ -50,23 +50,32 @@ def ledger_lock(*, user_id: uuid.UUID, add: int) -> LockedRow:
     columns no foreign key points at), as `ledger_award`'s own.
     """
     at = timezone.now()
-    table, pk = User._meta.db_table, User._meta.pk.column
+    meta = User._meta
+    table, pk = meta.db_table, meta.pk
     score, reached, active, banned, username = (
-        User._meta.get_field(name).column
+        meta.get_field(name).column
         for name in ("score", "score_reached_at", "is_active", "is_banned", "username")
     )
     with connection.cursor() as cursor:
+        # Values as the fields store them (a UUID and a datetime are not every driver's
+        # types: SQLite, the embedded default, takes neither as such).
         cursor.execute(
-            f"UPDATE {table} SET {score} = {score} + %s, {reached} = %s WHERE {pk} = %s "  # noqa: S608 - names from the model
+            f"UPDATE {table} SET {score} = {score} + %s, {reached} = %s WHERE {pk.column} = %s "  # noqa: S608 - names from the model
             f"RETURNING {score} - %s, {username}, {active}, {banned}",
-            [add, at, user_id, add],
+            [
+                add,
+                meta.get_field("score_reached_at").get_db_prep_value(at, connection),
+                pk.get_db_prep_value(user_id, connection),
+                add,
+            ],
         )
         row = cursor.fetchone()
     if row is None:
         raise NotFoundError("User not found.")
     before, name, is_active, is_banned = row
+    is_active, is_banned = bool(is_active), bool(is_banned)
     user = LockedUser(
-        score=before, username=name, ranked=is_active and not is_banned, added=add, at=at
+        score=int(before), username=name, ranked=is_active and not is_banned, added=add, at=at
     )
     return LockedRow(user=user, is_active=is_active, is_banned=is_banned)
 
