@@ -148,16 +148,16 @@ def _rate_limit(user: User, ip: str | None) -> list[RateDecision]:
 
 
 def _over_limit(decisions: list[RateDecision]) -> dict[str, str]:
-    """Raise 429 if a limit is exceeded; otherwise the per-user limit's headers."""
-    per_user, per_ip = decisions
-    for decision in (per_user, per_ip):
+    """Raise 429 if a limit is exceeded; otherwise the per-user limit's headers (the
+    first of `_rate_limit`'s)."""
+    for decision in decisions:
         if decision.limited:
             raise RateLimitedError(
                 "Too many completions; slow down.",
                 retry_after=decision.reset_seconds,
                 headers=decision.headers(),
             )
-    return per_user.headers()
+    return decisions[0].headers()  # the per-user limit's
 
 
 def _check_rules(*, user: User, action: ActionType, now: datetime) -> None:
@@ -256,33 +256,26 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
     if risk.blocked:
         _refuse(request, action=action, token=token, risk=risk, now=now)
 
-    try:
-        # The after-commit Redis work of the leaderboard, the fraud rules' memory and the
-        # audit outbox: one round trip, sent as the block ends.
-        with redis_batch():
+    # The after-commit Redis work of the leaderboard, the audit outbox and the fraud
+    # rules' memory: one round trip, sent as the block ends.
+    with redis_batch():
+        try:
             completion = _accept(request, action=action, token=token, risk=risk)
-            fraud_remember(
-                user_id=user.pk,
-                action_id=action.pk,
-                delta=action.reward,
-                risk=risk,
-                at=now,
-                score=completion.score_entry.score_after,
-            )
-    except _IdempotencyRaceError:
-        replayed = _replay(user, request.idempotency_key or "", request.fingerprint)
-        if replayed is None:
-            raise IdempotencyInProgressError() from None
-        return replayed
-    except IntegrityError as exc:  # the nonce's unique key: the last line against replays
-        raise TokenReplayedError() from exc
-    except DatabaseError:
-        # The connection may break after COMMIT went through (a lost acknowledgement, or
-        # the connection reset as the transaction ended): if the completion is stored, it
-        # was accepted, and the client must hear so. Otherwise the error (503) stands.
-        completion = _stored(user, token.nonce)
-        if completion is None:
-            raise
+        except _IdempotencyRaceError:
+            replayed = _replay(user, request.idempotency_key or "", request.fingerprint)
+            if replayed is None:
+                raise IdempotencyInProgressError() from None
+            return replayed
+        except IntegrityError as exc:  # the nonce's unique key: the last line against replays
+            raise TokenReplayedError() from exc
+        except DatabaseError:
+            # The connection may break after COMMIT went through (a lost acknowledgement,
+            # or the connection reset as the transaction ended): if the completion is
+            # stored, it was accepted, and the client must hear so. Otherwise the error
+            # (503) stands.
+            completion = _stored(user, token.nonce)
+            if completion is None:
+                raise
         fraud_remember(
             user_id=user.pk,
             action_id=action.pk,

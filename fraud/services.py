@@ -76,8 +76,8 @@ SignalRead = tuple[list[PastCompletion], int, int | None]
 class SignalPrefetch:
     """A completion's fraud signals, read ahead in the caller's Redis round trip."""
 
-    found: SignalRead | None = None
-    failed: bool = False
+    # The signals, or the error that kept them from being read; None: not read ahead.
+    found: SignalRead | Exception | None = None
 
 
 def fraud_signals_prefetch(*, user_id: uuid.UUID, ip: str | None, now: datetime) -> SignalPrefetch:
@@ -97,8 +97,8 @@ def fraud_signals_prefetch(*, user_id: uuid.UUID, ip: str | None, now: datetime)
             if isinstance(outcome, Exception):
                 raise outcome
             prefetch.found = store.read_replies(outcome)
-        except Exception:
-            prefetch.failed = True
+        except Exception as exc:
+            prefetch.found = exc
 
     redis_later(queue, done)
     return prefetch
@@ -130,14 +130,12 @@ def fraud_assess(
     accounts_on_ip: int | None = None
     score: int | None = None
     try:
-        if prefetched is not None and prefetched.failed:
-            raise ConnectionError("the prefetched read failed")
-        if prefetched is not None and prefetched.found is not None:
-            history, accounts_on_ip, score = prefetched.found
-        else:
-            history, accounts_on_ip, score = signal_store().read(
-                user_id=user.pk, ip=ip, now=timestamp
-            )
+        found = prefetched.found if prefetched is not None else None
+        if isinstance(found, Exception):
+            raise found
+        history, accounts_on_ip, score = found or signal_store().read(
+            user_id=user.pk, ip=ip, now=timestamp
+        )
     except Exception:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("fraud signals unavailable; assessing %s without them", user.pk)

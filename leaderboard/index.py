@@ -342,47 +342,30 @@ class RedisIndex:
     ) -> bool:
         """Set a user's committed total. Ignores updates older than the last one applied,
         and every update while the index is cold (the rebuild replays them)."""
+        keys, args = self._apply_call(
+            user_id=user_id,
+            username=username,
+            score=score,
+            reached_at=reached_at,
+            entry_id=entry_id,
+            ranked=ranked,
+        )
         try:
-            return self.apply_and_rank(
-                user_id=user_id,
-                username=username,
-                score=score,
-                reached_at=reached_at,
-                entry_id=entry_id,
-                ranked=ranked,
-            )[0]
+            return self._applied(self._script(APPLY)(keys=keys, args=args))[0]
         except IndexColdError:
             return False
 
-    def apply_and_rank(
-        self,
-        *,
-        user_id: uuid.UUID,
-        username: str,
-        score: int,
-        reached_at: datetime,
-        entry_id: int,
-        ranked: bool,
-        wake_channel: str = "",
-        me_channel: str = "",
-    ) -> tuple[bool, int | None]:
-        """`apply`, and the user's 1-based rank after it (None when not on the board), in
-        the same round trip. Raises `IndexColdError` when the index is cold (the write is
-        kept for the rebuild, and nothing is published).
+    def apply_queue(self, pipe: Any, **change: Any) -> Callable[[Any], tuple[bool, int | None]]:
+        """`apply` as one command of the caller's pipeline (`pipe`), for a caller that
+        sends other commands in the same round trip (`_apply_call` names the changes).
+        Returns the function that turns the command's reply (or the exception in its
+        place) into (applied, the user's 1-based rank after it or None when not on the
+        board); it raises `IndexColdError` when the index is cold (the write is kept for
+        the rebuild, and nothing is published).
 
         When applied to a warm index, the same script PUBLISHes an empty wake-up on
         `wake_channel` and `<user id>\n{"type":"me.update",...}` on `me_channel` (each when
         given), so the writer's after-commit work is one round trip."""
-        keys, args = self._apply_call(
-            user_id, username, score, reached_at, entry_id, ranked, wake_channel, me_channel
-        )
-        return self._applied(self._script(APPLY)(keys=keys, args=args))
-
-    def apply_queue(self, pipe: Any, **change: Any) -> Callable[[Any], tuple[bool, int | None]]:
-        """`apply_and_rank` as one command of the caller's pipeline (`pipe`), for a
-        caller that sends other commands in the same round trip. Returns the function
-        that turns the command's reply (or the exception in its place) into
-        `apply_and_rank`'s answer, raising as it would."""
         keys, args = self._apply_call(**change)
         script = self._script(APPLY)
         # Not `script(..., client=pipe)`: a pipeline that runs a script first asks Redis
@@ -401,6 +384,7 @@ class RedisIndex:
 
     def _apply_call(
         self,
+        *,
         user_id: uuid.UUID,
         username: str,
         score: int,

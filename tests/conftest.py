@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import redis
 from django.conf import settings
 from rest_framework.test import APIClient
 
@@ -175,3 +176,36 @@ def redis_down(settings):  # type: ignore[no-untyped-def]
     settings.REDIS_URL = closed
     yield
     ratelimit_reset_local()
+
+
+@pytest.fixture
+def redis_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every round trip to Redis, still sent: a command's name, or a pipeline's command
+    names separated by spaces."""
+    calls: list[str] = []
+    send_command = redis.Redis.execute_command
+    send_pipeline = redis.client.Pipeline.execute
+
+    def command(self, *args, **options):  # type: ignore[no-untyped-def]
+        calls.append(str(args[0]))
+        return send_command(self, *args, **options)
+
+    def pipeline(self, *args, **options):  # type: ignore[no-untyped-def]
+        calls.append(" ".join(str(queued[0][0]) for queued in self.command_stack))
+        return send_pipeline(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+    return calls
+
+
+@pytest.fixture
+def drains_held() -> Iterator[Any]:
+    """The broker's edge: the audit drain is queued but not run (Celery is eager in the
+    tests), so a test runs it, or counts how often it was queued."""
+    from unittest import mock
+
+    from fraud.tasks import audit_drain
+
+    with mock.patch.object(audit_drain, "apply_async") as queued:
+        yield queued

@@ -5,46 +5,16 @@ works when its pipeline fails in part or in whole."""
 
 from __future__ import annotations
 
-from unittest import mock
-
 import pytest
 import redis
 from django_redis import get_redis_connection
 
 from fraud import audit
 from fraud.models import AuditEvent
-from fraud.tasks import audit_drain
 from leaderboard.selectors import leaderboard_top
 from scoreboard.redis_batch import redis_batch, redis_later
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def redis_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
-    """Every round trip to Redis (a command, or a pipeline sent at once), still sent."""
-    calls: list[str] = []
-    send_command = redis.Redis.execute_command
-    send_pipeline = redis.client.Pipeline.execute
-
-    def command(self, *args, **options):  # type: ignore[no-untyped-def]
-        calls.append(str(args[0]))
-        return send_command(self, *args, **options)
-
-    def pipeline(self, *args, **options):  # type: ignore[no-untyped-def]
-        calls.append(" ".join(str(c[0][0]) for c in self.command_stack))
-        return send_pipeline(self, *args, **options)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", command)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
-    return calls
-
-
-@pytest.fixture
-def drains_held():  # type: ignore[no-untyped-def]
-    """The broker's edge: the audit drain is not run in the request (Celery is eager)."""
-    with mock.patch.object(audit_drain, "apply_async") as queued:
-        yield queued
 
 
 def test_a_completion_makes_three_redis_round_trips(

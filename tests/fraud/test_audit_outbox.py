@@ -13,7 +13,6 @@ from django.db import connections
 
 from fraud import audit
 from fraud.models import AuditEvent
-from fraud.tasks import audit_drain
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,13 +36,6 @@ def queue(user_id: uuid.UUID, n: int, *, start: int = 0) -> list[str]:
 
 def outbox_length() -> int:
     return audit._client().llen(audit._keys()[0])
-
-
-@pytest.fixture
-def drains_held():  # type: ignore[no-untyped-def]
-    """The broker's edge: queued drains are counted, not run, so a test runs them."""
-    with mock.patch.object(audit_drain, "apply_async") as queued:
-        yield queued
 
 
 def test_a_completion_s_record_is_written_by_the_drain_it_queued(

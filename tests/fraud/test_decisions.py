@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-import redis
 from django.utils import timezone
 
 from fraud.models import AuditEvent, FraudLog, RiskProfile
@@ -113,26 +112,6 @@ def test_it_takes_thresholds_and_weights_from_settings(
     assert complete(client, "click", start(client, "click")).json()["flagged"] is True
     settings.FRAUD_RULE_WEIGHTS = {**settings.FRAUD_RULE_WEIGHTS, "new_account": 0.0}
     assert complete(client, "click", start(client, "click")).json()["flagged"] is False
-
-
-@pytest.fixture
-def redis_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
-    """Every round trip to Redis (a command, or a pipeline sent at once), still sent."""
-    calls: list[str] = []
-    send_command = redis.Redis.execute_command
-    send_pipeline = redis.client.Pipeline.execute
-
-    def command(self, *args, **options):  # type: ignore[no-untyped-def]
-        calls.append(str(args[0]))
-        return send_command(self, *args, **options)
-
-    def pipeline(self, *args, **options):  # type: ignore[no-untyped-def]
-        calls.append(f"pipeline of {len(self.command_stack)}")
-        return send_pipeline(self, *args, **options)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", command)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
-    return calls
 
 
 def test_it_assesses_with_no_sql_and_two_redis_round_trips(
