@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "scoreboard.middleware.RequestSizeLimitMiddleware",
     "scoreboard.db_router.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "scoreboard.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

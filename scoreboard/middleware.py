@@ -1,14 +1,20 @@
-"""Middleware of the shared kernel: probes, metrics and the request size limit."""
+"""Middleware of the shared kernel: probes, metrics, the request size limit and the
+Content-Security-Policy header."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
+from csp import middleware as csp_middleware
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.utils import build_policy
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from scoreboard.exceptions import error_body
 
@@ -117,3 +123,61 @@ class MetricsMiddleware:
             in_use, size = int(connection.connection is not None), 1
         self.metrics.db_pool_connections.labels("in_use").set(in_use)
         self.metrics.db_pool_connections.labels("size").set(size)
+
+
+# What a view or decorator sets on a response to change or drop its policy (django-csp).
+_CSP_CUSTOMISED = tuple(
+    f"_csp_{name}{suffix}"
+    for name in ("config", "update", "replace", "exempt")
+    for suffix in ("", "_ro")
+)
+
+
+@cache
+def _csp_headers() -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(header, policy, excluded path prefixes) as the settings define them."""
+    headers = []
+    for header, setting, report_only in (
+        (HEADER, "CONTENT_SECURITY_POLICY", False),
+        (HEADER_REPORT_ONLY, "CONTENT_SECURITY_POLICY_REPORT_ONLY", True),
+    ):
+        policy = build_policy(report_only=report_only)
+        if policy:
+            config = getattr(settings, setting, None) or {}
+            excluded = tuple(config.get("EXCLUDE_URL_PREFIXES") or ())
+            headers.append((header, policy, excluded))
+    return tuple(headers)
+
+
+def _forget_csp_headers(**kwargs: Any) -> None:
+    _csp_headers.cache_clear()
+
+
+setting_changed.connect(_forget_csp_headers)
+
+
+class CSPMiddleware(csp_middleware.CSPMiddleware):
+    """django-csp's middleware, with the policy of a response nothing customised built once.
+
+    django-csp builds both policies from the settings on every response, which cost about
+    a tenth of a board read. A response that no view customised (`csp_update`,
+    `csp_replace`, `csp`, `csp_exempt`), to a request that used no nonce, gets the same
+    headers every time: they are built once per settings. Anything else, and the DEBUG
+    error pages django-csp leaves alone, go through django-csp itself.
+    """
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if (
+            getattr(request, "_csp_nonce", None) is not None
+            or any(hasattr(response, name) for name in _CSP_CUSTOMISED)
+            or (settings.DEBUG and response.status_code in (404, 500))
+        ):
+            return super().process_response(request, response)
+        for header, policy, excluded in _csp_headers():
+            if header not in response and not request.path_info.startswith(excluded):
+                response[header] = policy
+        # As django-csp does: a nonce asked for after the header is written is an error.
+        request.csp_nonce = csp_middleware.CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
+        return response

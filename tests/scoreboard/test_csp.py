@@ -62,3 +62,65 @@ def test_it_lets_the_api_docs_use_inline_styles_but_no_inline_script() -> None:
     script = re.search(r'<script src="([^"]*\?script[^"]*)"', html)
     assert script, html
     assert Client().get(script.group(1).replace("&amp;", "&")).status_code == 200
+
+
+def _through_middleware(middleware_class, view, path: str = "/api/v1/leaderboard/"):  # type: ignore[no-untyped-def]
+    from django.test import RequestFactory
+
+    return middleware_class(view)(RequestFactory().get(path))
+
+
+def _json_view(request):  # type: ignore[no-untyped-def]
+    from django.http import JsonResponse
+
+    return JsonResponse({})
+
+
+def test_the_policy_built_once_is_the_one_django_csp_builds() -> None:
+    from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
+
+    from scoreboard.middleware import CSPMiddleware
+
+    ours = _through_middleware(CSPMiddleware, _json_view)
+    theirs = _through_middleware(DjangoCSPMiddleware, _json_view)
+    assert ours.headers["Content-Security-Policy"] == theirs.headers["Content-Security-Policy"]
+    assert "Content-Security-Policy-Report-Only" not in ours.headers
+
+
+def test_a_changed_setting_changes_the_policy_at_once(settings) -> None:  # type: ignore[no-untyped-def]
+    from scoreboard.middleware import CSPMiddleware
+
+    before = _through_middleware(CSPMiddleware, _json_view).headers["Content-Security-Policy"]
+    settings.CONTENT_SECURITY_POLICY = {
+        "EXCLUDE_URL_PREFIXES": ["/excluded/"],
+        "DIRECTIVES": {"default-src": ["'none'"]},
+    }
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"img-src": ["'self'"]}}
+    response = _through_middleware(CSPMiddleware, _json_view)
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'" != before
+    assert "img-src 'self'" in response.headers["Content-Security-Policy-Report-Only"]
+    excluded = _through_middleware(CSPMiddleware, _json_view, "/excluded/page")
+    assert "Content-Security-Policy" not in excluded.headers
+    assert "Content-Security-Policy-Report-Only" in excluded.headers
+
+
+def test_a_nonce_or_a_customised_response_goes_through_django_csp(settings) -> None:  # type: ignore[no-untyped-def]
+    from csp.constants import NONCE
+    from csp.decorators import csp_exempt, csp_update
+
+    from scoreboard.middleware import CSPMiddleware
+
+    def uses_nonce(request):  # type: ignore[no-untyped-def]
+        from django.http import HttpResponse
+
+        return HttpResponse(f"<script nonce='{request.csp_nonce}'></script>")
+
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"script-src": ["'self'", NONCE]}}
+    response = _through_middleware(CSPMiddleware, uses_nonce)
+    nonce = re.search(r"nonce='([^']+)'", response.content.decode()).group(1)  # type: ignore[union-attr]
+    assert f"'nonce-{nonce}'" in policy(response)["script-src"]
+
+    updated = _through_middleware(CSPMiddleware, csp_update({"img-src": ["cdn.test"]})(_json_view))
+    assert "cdn.test" in policy(updated)["img-src"]
+    exempt = _through_middleware(CSPMiddleware, csp_exempt()(_json_view))
+    assert "Content-Security-Policy" not in exempt.headers
