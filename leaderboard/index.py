@@ -125,9 +125,15 @@ return {applied, rank or -1}
 """
 )
 
+# A page of the board, unless the caller already holds it: ARGV[4] is the tag
+# (generation and version) of the copy the caller holds, and an unchanged board answers
+# {2} instead of the page (see `PageMemory`).
 PAGE = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return {0} end
+local version = redis.call('GET', KEYS[2]) or '0'
+local tag = gen .. ':' .. version
+if tag == ARGV[4] then return {2} end
 local z = ARGV[1] .. gen .. ':z'
 local buckets = ARGV[1] .. gen .. ':n:'
 local items = redis.call('ZREVRANGE', z, ARGV[2], ARGV[3], 'WITHSCORES')
@@ -139,7 +145,7 @@ for i = 1, #items, 2 do
   if not value then return {0} end
   values[#values + 1] = value
 end
-return {1, items, values, redis.call('ZCARD', z), redis.call('GET', KEYS[2]) or '0'}
+return {1, items, values, redis.call('ZCARD', z), version, tag}
 """
 
 RANK = """
@@ -299,6 +305,45 @@ class IndexEntry:
     score: int
 
 
+@dataclass(frozen=True)
+class HeldPage:
+    tag: bytes  # generation and version of the index it was read from
+    entries: tuple[IndexEntry, ...]
+    total: int
+    version: int
+
+
+class PageMemory:
+    """The pages of the board this process last read, each with the tag of the index
+    state it was read from.
+
+    A read sends its tag with the page script, which answers "unchanged" instead of the
+    page while the generation and version are the same (every change to the index
+    increments the version; a rebuild makes a new generation). So a board read by many
+    clients between two changes costs Redis a comparison and this process no decoding,
+    and is never stale. Bounded: past `size` pages it starts again from empty. Threads
+    share it: a read uses the page it found before its call, which its tag describes.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._pages: dict[tuple[str, int, int], HeldPage] = {}
+
+    def get(self, key: tuple[str, int, int]) -> HeldPage | None:
+        return self._pages.get(key)
+
+    def put(self, key: tuple[str, int, int], page: HeldPage) -> None:
+        if len(self._pages) >= self.size and key not in self._pages:
+            self._pages = {}
+        self._pages[key] = page
+
+    def clear(self) -> None:
+        self._pages = {}
+
+
+page_memory = PageMemory()
+
+
 class RedisIndex:
     """The sorted-set index. Every method raises on Redis errors (callers degrade) and
     reads raise `IndexColdError` when there is no complete index to read."""
@@ -419,15 +464,25 @@ class RedisIndex:
         return applied == 1, (int(rank) + 1 if rank >= 0 else None)
 
     def page(self, *, offset: int, limit: int) -> tuple[list[IndexEntry], int, int]:
-        """(entries, total ranked users, index version) for ranks offset+1..offset+limit."""
+        """(entries, total ranked users, index version) for ranks offset+1..offset+limit.
+
+        One script call either way: it sends the page only when the board changed since
+        the copy this process holds (`PageMemory`), so a read always answers the board as
+        the index holds it at that moment.
+        """
         k = self.keys
+        memory_key = (self.base, offset, limit)
+        held = page_memory.get(memory_key)
         found = self._script(PAGE)(
-            keys=[k["ready"], k["v"]], args=[self.generations, offset, offset + limit - 1]
+            keys=[k["ready"], k["v"]],
+            args=[self.generations, offset, offset + limit - 1, held.tag if held else b""],
         )
         if found[0] == 0:
             raise IndexColdError
-        _, items, values, total, version = found
-        entries = [
+        if found[0] == 2 and held is not None:
+            return list(held.entries), held.total, held.version
+        _, items, values, total, version, tag = found
+        entries = tuple(
             IndexEntry(
                 rank=offset + i + 1,
                 user_id=str(user_id_of(items[2 * i][8:])),
@@ -435,8 +490,10 @@ class RedisIndex:
                 score=int(float(items[2 * i + 1])),
             )
             for i, value in enumerate(values)
-        ]
-        return entries, int(total), int(version)
+        )
+        page = HeldPage(tag=tag, entries=entries, total=int(total), version=int(version))
+        page_memory.put(memory_key, page)
+        return list(entries), page.total, page.version
 
     def rank(self, *, user_id: uuid.UUID) -> tuple[int, int] | None:
         """(1-based rank, score), or None when the user is not on the board."""
