@@ -125,14 +125,18 @@ return {applied, rank or -1}
 """
 )
 
-# A page of the board, unless the caller already holds it: ARGV[4] is the tag
-# (generation and version) of the copy the caller holds, and an unchanged board answers
-# {2} instead of the page (see `PageMemory`).
+# A page of the board, unless the caller already holds it: ARGV[4] is the tag of the
+# copy the caller holds, and an unchanged board answers {2} instead of the page (see
+# `PageMemory`). The tag is the generation, the version and the server's run_id: a
+# Redis that restarted from an older snapshot (or a replica promoted in its place) may
+# count the version up again to one a process already holds, but it runs under another
+# run_id, so a tag from before never matches it (INFO costs Redis about 5 us).
 PAGE = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return {0} end
 local version = redis.call('GET', KEYS[2]) or '0'
-local tag = gen .. ':' .. version
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local tag = gen .. ':' .. version .. ':' .. server
 if tag == ARGV[4] then return {2} end
 local z = ARGV[1] .. gen .. ':z'
 local buckets = ARGV[1] .. gen .. ':n:'
@@ -307,7 +311,7 @@ class IndexEntry:
 
 @dataclass(frozen=True)
 class HeldPage:
-    tag: bytes  # generation and version of the index it was read from
+    tag: bytes  # generation, version and Redis run_id of the index it was read from
     entries: tuple[IndexEntry, ...]
     total: int
     version: int
@@ -319,9 +323,11 @@ class PageMemory:
 
     A read sends its tag with the page script, which answers "unchanged" instead of the
     page while the generation and version are the same (every change to the index
-    increments the version; a rebuild makes a new generation). So a board read by many
-    clients between two changes costs Redis a comparison and this process no decoding,
-    and is never stale. Bounded: past `size` pages it starts again from empty. Threads
+    increments the version; a rebuild makes a new generation) and the same Redis
+    process answers (its run_id, see PAGE: one restored from an older snapshot counts
+    the version up again). So a board
+    read by many clients between two changes costs Redis a comparison and this process
+    no decoding, and is never stale. Bounded: past `size` pages it starts again from empty. Threads
     share it: a read uses the page it found before its call, which its tag describes.
     """
 
