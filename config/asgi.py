@@ -72,6 +72,11 @@ class SessionOnlyWithCookie:
         return await self.without_session({**scope, "user": AnonymousUser()}, receive, send)
 
 
+# The first HTTP request or board push imports nothing (scoreboard/warmup.py).
+from scoreboard.warmup import import_request_code  # noqa: E402
+
+import_request_code()
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
