@@ -14,8 +14,11 @@ For each viewer count N (`--viewers 1000,5000,10000`), in the same run:
 
 Viewers are a lean raw-frame swarm (`bench.swarm`) in a few processes whose CPU is
 reported, as is the CPU of the servers. Memory per socket is the growth of the servers'
-RSS while the N sockets connect, divided by N. `--idle N` also holds N idle sockets on
-one daphne process (directly, no nginx) and on the raw server.
+RSS while the N sockets connect, divided by N, after both servers have served a few
+viewers (`WARM_VIEWERS`, connected then closed): what a server allocates once, on its
+first viewers (imports, thread pools, its Redis subscription), is not a cost per socket.
+`--idle N` also holds N idle sockets on one daphne process (directly, no nginx) and on
+the raw server.
 """
 
 from __future__ import annotations
@@ -246,6 +249,18 @@ class RawBehindNginx:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+# Viewers connected and closed before a server's memory is measured (see the docstring).
+WARM_VIEWERS = 50
+
+
+def _warm(target: Target) -> None:
+    swarm = Swarm(target, WARM_VIEWERS, processes=1)
+    try:
+        swarm.connect()
+    finally:
+        swarm.close()
+
+
 async def _raw_run(
     n: int, args: argparse.Namespace, *, behind_nginx_of: Stack | None = None
 ) -> dict[str, Any]:
@@ -256,6 +271,7 @@ async def _raw_run(
         if proxy
         else Target("127.0.0.1", server.port, "/", SOURCE_IPS)
     )
+    await asyncio.to_thread(_warm, target)
     swarm = Swarm(target, n, processes=args.swarm)
     groups = {"raw": [server.proc.pid], **({"nginx": proxy.pids()} if proxy else {})}
     try:
@@ -392,9 +408,9 @@ async def _stack_run(
     n: int, world: Any, players: list[tuple[str, str]], args: argparse.Namespace
 ) -> dict[str, Any]:
     stack = world.stack
-    swarm = Swarm(
-        Target("127.0.0.1", stack.port, "/ws/leaderboard/", SOURCE_IPS), n, processes=args.swarm
-    )
+    target = Target("127.0.0.1", stack.port, "/ws/leaderboard/", SOURCE_IPS)
+    await asyncio.to_thread(_warm, target)
+    swarm = Swarm(target, n, processes=args.swarm)
     groups = _server_groups(stack)
     try:
         meter = Meter(groups)
