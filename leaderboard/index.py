@@ -323,12 +323,12 @@ class PageMemory:
 
     A read sends its tag with the page script, which answers "unchanged" instead of the
     page while the generation and version are the same (every change to the index
-    increments the version; a rebuild makes a new generation) and the same Redis
-    process answers (its run_id, see PAGE: one restored from an older snapshot counts
-    the version up again). So a board
-    read by many clients between two changes costs Redis a comparison and this process
-    no decoding, and is never stale. Bounded: past `size` pages it starts again from empty. Threads
-    share it: a read uses the page it found before its call, which its tag describes.
+    increments the version; a rebuild makes a new generation) and the same Redis process
+    answers (its run_id, see PAGE: one restored from an older snapshot counts the version
+    up again). So a board read by many clients between two changes costs Redis a
+    comparison and this process no decoding, and is never stale. Bounded: past `size`
+    pages it starts again from empty. Threads share it: a read uses the page it found
+    before its call, which its tag describes.
     """
 
     def __init__(self, size: int = 256) -> None:
@@ -342,9 +342,6 @@ class PageMemory:
         if len(self._pages) >= self.size and key not in self._pages:
             self._pages = {}
         self._pages[key] = page
-
-    def clear(self) -> None:
-        self._pages = {}
 
 
 page_memory = PageMemory()

@@ -17,19 +17,22 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
-# The project's own packages (INSTALLED_APPS past the libraries), whose modules a
-# request may import lazily.
-PROJECT_PACKAGES = ("scoreboard", "accounts", "actions", "leaderboard", "fraud")
 # Modules that are not request code: data migrations, commands, tests.
 SKIPPED = (".migrations", ".management", ".tests")
 
 
 def project_modules() -> list[str]:
+    """Every module of the project's own apps (the installed apps at the project root)."""
+    from django.apps import apps
+    from django.conf import settings
+
     names = []
-    for package_name in PROJECT_PACKAGES:
-        package = importlib.import_module(package_name)
-        found = pkgutil.walk_packages(package.__path__, prefix=f"{package_name}.")
+    for app in apps.get_app_configs():
+        if Path(app.path).parent != Path(settings.BASE_DIR):
+            continue  # a library's app
+        found = pkgutil.walk_packages(app.module.__path__, prefix=f"{app.name}.")
         names.extend(m.name for m in found if not any(part in m.name for part in SKIPPED))
     return names
 
