@@ -341,7 +341,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["scoreboard.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "scoreboard.negotiation.JSONFirstNegotiation",
     "DEFAULT_PAGINATION_CLASS": "scoreboard.pagination.Pagination",
     "PAGE_SIZE": 20,

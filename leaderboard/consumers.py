@@ -17,6 +17,7 @@ from accounts.websocket import AUTH_CLOSE_CODE
 from leaderboard import broadcast
 from leaderboard.selectors import leaderboard_top
 from scoreboard import metrics
+from scoreboard.parsers import JSONDocumentError, json_loads
 
 MAX_FRAME_BYTES = 4096
 FLOOD_MESSAGES = 20
@@ -132,7 +133,11 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Client frames: `ping`, `resync`; anything else gets an error frame."""
-        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        size = (
+            len(text_data.encode(errors="surrogatepass"))
+            if text_data is not None
+            else len(bytes_data or b"")
+        )
         if size > MAX_FRAME_BYTES:
             await self._refuse(CLOSE_TOO_BIG)
             return
@@ -145,9 +150,9 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             await self._error("unsupported_frame", "Send JSON text frames.")
             return
         try:
-            message: Any = json.loads(text_data)
-        except ValueError:
-            await self._error("invalid_json", "The frame is not valid JSON.")
+            message: Any = json_loads(text_data)
+        except JSONDocumentError as error:
+            await self._error("invalid_json", f"The frame is not valid JSON: {error}")
             return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":

@@ -69,6 +69,41 @@ async def test_it_answers_ping_resync_and_nonsense() -> None:
     await communicator.disconnect()
 
 
+# Frames under 4 KiB it cannot read (issue 19): each gets an error frame, nothing closes.
+UNREADABLE_FRAMES = [
+    ({"text_data": "[" * 4_000}, "invalid_json"),
+    ({"text_data": "[" * 2_000 + "]" * 2_000}, "invalid_json"),
+    ({"text_data": '{"a":' * 600 + "1" + "}" * 600}, "invalid_json"),
+    ({"text_data": '{"type": "ping", "pad": ' + "[" * 33 + "]" * 33 + "}"}, "invalid_json"),
+    ({"text_data": '{"type": NaN}'}, "invalid_json"),
+    ({"text_data": '{"type": "ping", "n": Infinity}'}, "invalid_json"),
+    ({"text_data": '{"type": "ping", "n": 1e999}'}, "invalid_json"),
+    ({"text_data": '{"type": "ping", "type": "resync"}'}, "invalid_json"),
+    ({"text_data": "\ud800"}, "invalid_json"),
+    ({"bytes_data": b"\xff\xfe\xfd"}, "unsupported_frame"),
+    ({"bytes_data": b'{"type": "ping"}'}, "unsupported_frame"),
+    ({"text_data": "null"}, "unknown_type"),
+    ({"text_data": '{"type": ["ping"]}'}, "unknown_type"),
+    ({"text_data": '{"type": {"a": 1}}'}, "unknown_type"),
+]
+
+
+async def test_it_answers_unreadable_frames_with_an_error_and_stays_open() -> None:
+    communicator = await connect()
+    await next_of(communicator, "leaderboard.snapshot")
+    for frame, code in UNREADABLE_FRAMES:
+        await communicator.send_to(**frame)
+        output = await communicator.receive_output(timeout=3)
+        assert output["type"] == "websocket.send", (frame, output)
+        answer = json.loads(output["text"])
+        assert answer["type"] == "error", (frame, answer)
+        assert answer["code"] == code, (frame, answer)
+        assert answer["message"]
+    await communicator.send_to(text_data='{"type": "ping"}')
+    assert json.loads(await communicator.receive_from()) == {"type": "pong"}
+    await communicator.disconnect()
+
+
 async def test_it_closes_on_an_oversize_frame() -> None:
     communicator = await connect()
     await next_of(communicator, "leaderboard.snapshot")
