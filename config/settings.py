@@ -43,6 +43,8 @@ if not SECRET_KEY or SECRET_KEY in INSECURE_SECRET_KEYS or SECRET_KEY.startswith
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# A CSRF failure under /api/ answers the error envelope (scoreboard.views.csrf_failure).
+CSRF_FAILURE_VIEW = "scoreboard.views.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",
@@ -71,6 +73,7 @@ MIDDLEWARE = [
     # First, so that every response (probes, errors, 413s) carries X-Request-ID.
     "scoreboard.request_id.RequestIdMiddleware",
     "scoreboard.middleware.HealthCheckMiddleware",
+    "scoreboard.middleware.APIHostMiddleware",
     "scoreboard.middleware.MetricsMiddleware",
     "scoreboard.middleware.RequestSizeLimitMiddleware",
     "scoreboard.db_router.ReplicaReadsMiddleware",

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from scoreboard.views import page_not_found
+from scoreboard.views import api_not_found
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -25,7 +25,7 @@ urlpatterns = [
     ),
     # Any other path under /api/ is an API client's mistake: the envelope, in every mode
     # (DEBUG would otherwise answer Django's HTML page).
-    re_path(r"^api/", page_not_found, name="api-not-found"),
+    re_path(r"^api/", api_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
     path("", include("leaderboard.urls")),
 ]

@@ -12,6 +12,7 @@ from csp import middleware as csp_middleware
 from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.utils import build_policy
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.core.signals import setting_changed
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
@@ -47,6 +48,25 @@ class HealthCheckMiddleware:
                 headers={"Allow": "GET, HEAD"},
             )
         return view(request)
+
+
+class APIHostMiddleware:
+    """Under /api/, a Host header outside ALLOWED_HOSTS gets 400 in the envelope in DEBUG
+    too. With DEBUG off Django answers it through handler400 (the envelope already); with
+    it on, with its HTML debug page, which no API client can read."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.DEBUG and request.path_info.startswith("/api/"):
+            try:
+                request.get_host()
+            except DisallowedHost:
+                return JsonResponse(
+                    error_body("bad_request", "The Host header is not allowed."), status=400
+                )
+        return self.get_response(request)
 
 
 class RequestSizeLimitMiddleware:

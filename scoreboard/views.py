@@ -6,7 +6,9 @@ import hmac
 import ipaddress
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.views import csrf
+from django.views.decorators.csrf import csrf_exempt
 
 from scoreboard import metrics as service_metrics
 from scoreboard.exceptions import error_body, with_request_id
@@ -78,6 +80,22 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+# The route of every /api/ path no other route matches: a POST there is a client's wrong
+# address, to be told 404, not a form to check for a CSRF token (a 403 HTML page).
+api_not_found = csrf_exempt(page_not_found)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponseBase:
+    """CSRF_FAILURE_VIEW: the envelope for an API client; Django's page, which tells a
+    browser user what to do, for the admin and the pages."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse(
+            error_body("csrf_failed", "CSRF verification failed.", {"reason": reason}),
+            status=403,
+        )
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

@@ -98,3 +98,56 @@ def test_it_answers_401_in_the_envelope_without_credentials(client: Client) -> N
     response = client.get("/api/v1/me/")
     assert response.status_code == 401
     assert envelope(response)["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/actions/PR-TAP/start/",
+        "/api/v1/actions/%00/start/",
+        f"/api/v1/actions/{'a' * 300}/start/",
+        "/api/v1/actions/..%2f..%2f/start/",
+        "/api/v1/actions/x%20/start/",
+        "/api/v1/actions/%F0%9F%98%80/start/",
+        "/api/v1/actions/%27%20OR%201%3D1%20--/start/",
+        "/api/v1/no-such-thing/",
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_it_answers_a_write_to_an_unrouted_api_path_with_404_not_a_csrf_page(
+    method: str, path: str
+) -> None:
+    client = Client(enforce_csrf_checks=True)
+    response = client.generic(method, path, data=b"{}", content_type="application/json")
+    assert response.status_code == 404
+    assert envelope(response)["code"] == "not_found"
+
+
+def test_it_answers_a_csrf_failure_under_api_with_the_envelope() -> None:
+    response = Client(enforce_csrf_checks=True).post("/api/t/form/", data={"a": "1"})
+    assert response.status_code == 403
+    error = envelope(response)
+    assert error["code"] == "csrf_failed"
+    assert error["details"]["reason"]
+
+
+def test_it_keeps_djangos_csrf_page_outside_the_api() -> None:
+    response = Client(enforce_csrf_checks=True).post("/t/form/", data={"a": "1"})
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+    assert b"CSRF verification failed" in response.content
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_it_answers_a_foreign_host_under_api_with_400_envelope(
+    settings, debug: bool, method: str
+) -> None:  # type: ignore[no-untyped-def]
+    settings.DEBUG = debug
+    client = Client(raise_request_exception=False)
+    response = client.generic(
+        method, "/api/v1/leaderboard/", data=b"{}", content_type="application/json",
+        HTTP_HOST="evil.example",
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert envelope(response)["code"] == "bad_request"

@@ -1,5 +1,6 @@
 """Views that exist only for tests of the shared error handling."""
 
+from django.http import HttpResponse
 from django.urls import include, path
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
@@ -32,10 +33,17 @@ def crash_plain(request):  # type: ignore[no-untyped-def]
     raise RuntimeError("boom: internal detail that must not leak")
 
 
+def form(request):  # type: ignore[no-untyped-def]
+    """A plain Django view: a POST to it is checked for a CSRF token."""
+    return HttpResponse("posted")
+
+
 urlpatterns = [
     path("t/echo/", echo),
     path("t/conflict/", conflict),
     path("t/crash/", crash),
     path("t/crash-plain/", crash_plain),
+    path("api/t/form/", form),
+    path("t/form/", form),
     path("", include("config.urls")),
 ]
