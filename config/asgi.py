@@ -31,6 +31,7 @@ from accounts.websocket import TokenAuthMiddleware, WebSocketAuthMiddlewareStack
 from leaderboard.consumers import SERVER_SEND  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 from leaderboard.security import AllowedHostsOriginValidator  # noqa: E402
+from scoreboard.bodies import SizedBodyASGI  # noqa: E402
 
 # Every open WebSocket is a file descriptor: let daphne use the hard limit, not the soft one.
 _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -79,7 +80,7 @@ import_request_code()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": SizedBodyASGI(django_asgi_app),
         "websocket": ServerSendInScope(
             AllowedHostsOriginValidator(SessionOnlyWithCookie(URLRouter(websocket_urlpatterns)))
         ),

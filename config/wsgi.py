@@ -7,7 +7,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SCOREBOARD_SERVER_ROLE", "wsgi")
 
-application = get_wsgi_application()
+from scoreboard.bodies import SizedBodyWSGI
+
+# A chunked body is read (up to the size limit) and given its Content-Length.
+application = SizedBodyWSGI(get_wsgi_application())
 
 # Before gunicorn forks its workers (preload_app): a worker's first request imports
 # nothing (scoreboard/warmup.py).

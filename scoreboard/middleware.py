@@ -70,7 +70,10 @@ class APIHostMiddleware:
 
 
 class RequestSizeLimitMiddleware:
-    """Answer 413 in the SPEC envelope when Content-Length exceeds the configured limit."""
+    """Answer 413 in the SPEC envelope when Content-Length exceeds the configured limit.
+
+    A body sent without Content-Length (chunked) has been given one by the server adapter
+    (scoreboard.bodies), so this check covers it too."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
