@@ -2,7 +2,9 @@
 authenticated: never a server error, and every response conforms to the schema.
 
 Bounded in `make test` (a few examples per operation); `make test-faults` sets
-FAULTS_LONG=1 for a long run.
+FAULTS_LONG=1 for a long run. The hostile cases it does not generate (bodies huge, deep,
+not JSON, not UTF-8, with NaN or a key twice) are walked over the same schema's
+operations in test_hostile_input.py.
 """
 
 from __future__ import annotations
