@@ -72,7 +72,10 @@ class SizedBodyASGI:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if body:
-            scope = {**scope, "headers": [*scope["headers"], (b"content-length", b"%d" % size)]}
+            scope = {
+                **scope,
+                "headers": [*scope.get("headers", ()), (b"content-length", b"%d" % size)],
+            }
         replayed = False
 
         async def replay() -> Message:

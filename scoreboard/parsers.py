@@ -58,12 +58,13 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def json_depth(text: str) -> int:
-    """How deep the arrays and objects of `text` nest (brackets inside strings aside)."""
+def json_too_deep(text: str) -> bool:
+    """Whether the arrays and objects of `text` nest deeper than MAX_DEPTH (brackets
+    inside strings aside), measured without decoding it."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return MAX_DEPTH  # at most that many openings: no deeper, whatever their order
+        return False  # so few openings cannot nest deeper, whatever their order
     brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH
 
 
 def json_loads(text: str | bytes) -> Any:
@@ -73,7 +74,7 @@ def json_loads(text: str | bytes) -> Any:
             text = text.decode("utf-8")
         except UnicodeDecodeError as error:
             raise JSONDocumentError("The text is not valid UTF-8.") from error
-    if json_depth(text) > MAX_DEPTH:
+    if json_too_deep(text):
         raise JSONDocumentError(f"Nested deeper than {MAX_DEPTH} levels.")
     try:
         return _DECODER.decode(text)
