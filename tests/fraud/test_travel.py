@@ -31,6 +31,7 @@ from tests.geoip import (
     SYDNEY_IPV6,
     UNKNOWN_IP,
 )
+from tests.support import run_django
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -257,3 +258,19 @@ def test_the_review_desk_shows_where_each_completion_came_from_and_the_journey(
     completions = desk.get("/admin/actions/completion/").content.decode()
     assert "Paris, FR" in completions
     assert "Sydney, AU" in completions
+
+
+def test_places_need_no_gdal(geoip_file) -> None:  # type: ignore[no-untyped-def]
+    """Django's GeoIP2 wrapper imports and reads the database without GDAL (or GEOS): a
+    fresh process places an address and has loaded neither."""
+    done = run_django(
+        [
+            "-c",
+            "import sys, django; django.setup(); from fraud.geo import place_of; "
+            f"print(place_of({PARIS_IP!r}).label()); "
+            "print(sorted(m for m in sys.modules if m.startswith(('django.contrib.gis.gdal', "
+            "'django.contrib.gis.geos'))))",
+        ],
+        env={"DEBUG": "1", "GEOIP_PATH": str(geoip_file)},
+    )
+    assert done.stdout.split("\n")[:2] == ["Paris, FR", "[]"], done.stderr
