@@ -120,17 +120,17 @@ class Locator:
         return Place(
             latitude=float(latitude),
             longitude=float(longitude),
-            # MaxMind leaves it out only where it has no better idea than the country.
+            # A record without one counts as a point (FRAUD_TRAVEL_MIN_KM still applies).
             radius_km=float(found["accuracy_radius"] or 0),
             country=found["country_code"] or "",
             city=found["city"] or "",
         )
 
 
-_lock = threading.Lock()
-_locator: Locator | None = None
 # What opening a database can raise: no such file, not a MaxMind DB, another edition.
 _OPEN_ERRORS = (GeoIP2Exception, InvalidDatabaseError, OSError, ValueError)
+_lock = threading.Lock()
+_locator: Locator | None = None
 _unusable: str | None = None  # a GEOIP_PATH that failed to open (logged once)
 
 
@@ -138,9 +138,9 @@ def locator() -> Locator | None:
     """This process's database, opened on first use; None without a usable one."""
     global _locator, _unusable
     path = settings.GEOIP_PATH
-    current = _locator
     if not path:
         return None
+    current = _locator
     if current is not None and current.path == path:
         return current
     if path == _unusable:
