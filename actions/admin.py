@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from actions.models import ActionType, Completion
+from fraud.geo import place_of
 from fraud.services import completion_reverse
 
 
@@ -35,12 +36,20 @@ class CompletionAdmin(admin.ModelAdmin):
         "risk_score",
         "reversed",
         "ip",
+        "where",
     )
     list_filter = ("flagged", "action")
     search_fields = ("user__username", "ip", "nonce")
     date_hierarchy = "created_at"
     list_select_related = ("user", "action", "score_entry__reversed_by")
     actions = ("reverse_selected",)
+
+    @admin.display(description="where")
+    def where(self, completion: Completion) -> str:
+        """The address's city and country in today's GeoIP database (the fraud log keeps
+        where the database put it when it was flagged)."""
+        place = place_of(completion.ip)
+        return place.label() if place is not None else "-"
 
     @admin.display(boolean=True)
     def reversed(self, completion: Completion) -> bool:

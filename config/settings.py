@@ -500,6 +500,8 @@ FRAUD_RULE_WEIGHTS = {
     "new_account": 0.2,
     "duplicate_completion": 0.3,
     "ip_farm": 0.5,
+    # Alone at full strength it flags (0.6 >= the flag threshold) and never blocks.
+    "impossible_travel": 0.6,
 }
 FRAUD_RULE_WEIGHTS = _weights("FRAUD_RULE_WEIGHTS", FRAUD_RULE_WEIGHTS)
 FRAUD_HISTORY_SIZE = env.int("FRAUD_HISTORY_SIZE", default=20)
@@ -511,6 +513,14 @@ FRAUD_NEW_ACCOUNT_SECONDS = env.int("FRAUD_NEW_ACCOUNT_SECONDS", default=86400)
 FRAUD_DUPLICATE_SECONDS = env.float("FRAUD_DUPLICATE_SECONDS", default=2.0)
 FRAUD_FARM_WINDOW_SECONDS = env.int("FRAUD_FARM_WINDOW_SECONDS", default=600)
 FRAUD_FARM_ACCOUNTS = env.int("FRAUD_FARM_ACCOUNTS", default=8)
+# Impossible travel: the places of two completions (GeoIP2 City database at GEOIP_PATH, a
+# file or the directory holding GeoLite2-City.mmdb; empty: the rule is off) farther apart
+# than FRAUD_TRAVEL_MIN_KM beyond both places' accuracy radii, covered faster than
+# FRAUD_TRAVEL_MAX_KMH (an airliner). GEOIP_CACHE_SIZE: addresses kept per process.
+GEOIP_PATH = env.str("GEOIP_PATH", default="")
+GEOIP_CACHE_SIZE = env.int("GEOIP_CACHE_SIZE", default=4096)
+FRAUD_TRAVEL_MAX_KMH = env.float("FRAUD_TRAVEL_MAX_KMH", default=1000.0)
+FRAUD_TRAVEL_MIN_KM = env.float("FRAUD_TRAVEL_MIN_KM", default=500.0)
 # The deeper review of a flagged user's history (Celery), and when it escalates them.
 FRAUD_REVIEW_DAYS = env.int("FRAUD_REVIEW_DAYS", default=7)
 FRAUD_REVIEW_WEIGHTS = {

@@ -57,6 +57,35 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return str(event.payload.get("actor", "")) if isinstance(event.payload, dict) else ""
 
 
+def _details(log: FraudLog) -> dict[str, Any]:
+    return log.details if isinstance(log.details, dict) else {}
+
+
+def _place(found: Any) -> str:
+    if not isinstance(found, dict):
+        return ""
+    return ", ".join(str(found[key]) for key in ("city", "country") if found.get(key))
+
+
+def place_label(log: FraudLog) -> str:
+    """The city and country the completion came from, as the GeoIP database put it."""
+    return _place(_details(log).get("place")) or "-"
+
+
+def travel_label(log: FraudLog) -> str:
+    """The two places of an impossible travel and the speed it implies."""
+    found = _details(log).get("evidence", {}).get("impossible_travel")
+    if not isinstance(found, dict):
+        return "-"
+    minutes = (found.get("seconds") or 0) / 60
+    return (
+        f"{_place(found.get('from')) or '?'} ({found.get('from', {}).get('at', '')}) to "
+        f"{_place(found.get('to')) or '?'} ({found.get('to', {}).get('at', '')}): "
+        f"{found.get('distanceKm', 0):,} km in {minutes:,.1f} min, "
+        f"at least {found.get('speedKmh', 0):,} km/h"
+    )
+
+
 class RuleFilter(admin.SimpleListFilter):
     title = "rule"
     parameter_name = "rule"
@@ -109,6 +138,7 @@ class FraudLogAdmin(ReadOnlyAdmin):
         "risk_score",
         "fired",
         "ip",
+        "where",
         "reviewed_at",
         "reviewed_by",
         "outcome",
@@ -124,7 +154,7 @@ class FraudLogAdmin(ReadOnlyAdmin):
     search_fields = ("user__username", "user__email", "ip")
     date_hierarchy = "created_at"
     list_select_related = ("user", "reviewed_by")
-    readonly_fields = [field.name for field in FraudLog._meta.fields]
+    readonly_fields = [*(field.name for field in FraudLog._meta.fields), "where", "travel"]
     actions = ("clear_selected", "confirm_selected")
 
     @admin.display(description="user", ordering="user__username")
@@ -136,6 +166,14 @@ class FraudLogAdmin(ReadOnlyAdmin):
     def fired(self, log: FraudLog) -> str:
         ranked = sorted(log.rules.items(), key=lambda item: item[1], reverse=True)
         return ", ".join(f"{name} {value:.2f}" for name, value in ranked)
+
+    @admin.display(description="where")
+    def where(self, log: FraudLog) -> str:
+        return place_label(log)
+
+    @admin.display(description="impossible travel")
+    def travel(self, log: FraudLog) -> str:
+        return travel_label(log)
 
     def _review(self, request: HttpRequest, queryset: QuerySet[FraudLog], outcome: str) -> None:
         done = sum(
@@ -181,8 +219,12 @@ class FraudLogInline(admin.TabularInline):
     can_delete = False
     extra = 0
     ordering = ("-created_at",)
-    fields = ("created_at", "event", "risk_score", "rules", "ip", "completion", "outcome")
+    fields = ("created_at", "event", "risk_score", "rules", "ip", "where", "completion", "outcome")
     readonly_fields = fields
+
+    @admin.display(description="where")
+    def where(self, log: FraudLog) -> str:
+        return place_label(log)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -1,11 +1,14 @@
-"""System checks: the service refuses to start with fraud settings that make no sense."""
+"""System checks: the service refuses to start with fraud settings that make no sense, and
+says once, at start-up, which rule is off for want of a GeoIP database."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from fraud.geo import database_problem
 
 REVIEW_CHECKS = (
     "hour_spread",
@@ -45,3 +48,31 @@ def fraud_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             )
         )
     return errors
+
+
+@register()
+def geoip_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """No GeoIP database is no error: the travel rule is off, and the operator is told."""
+    weighted = settings.FRAUD_RULE_WEIGHTS.get("impossible_travel", 0.0) > 0
+    if not settings.GEOIP_PATH:
+        if not weighted:
+            return []
+        return [
+            Warning(
+                "The impossible_travel fraud rule is off: no GeoIP2 City database (GEOIP_PATH).",
+                hint="Point GEOIP_PATH at a GeoLite2-City.mmdb (docs/fraud.md), or set "
+                "FRAUD_RULE_WEIGHTS=impossible_travel=0 to silence this.",
+                id="fraud.W001",
+            )
+        ]
+    problem = database_problem(settings.GEOIP_PATH)
+    if problem is None:
+        return []
+    return [
+        Warning(
+            f"GEOIP_PATH is unusable, so the impossible_travel fraud rule is off: {problem}",
+            hint="GEOIP_PATH names a GeoIP2 or GeoLite2 City .mmdb file, or the directory "
+            "holding GeoLite2-City.mmdb (docs/fraud.md).",
+            id="fraud.W002",
+        )
+    ]

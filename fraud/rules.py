@@ -13,9 +13,12 @@ import itertools
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
+
+from fraud.geo import Place, distance_km
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class PastCompletion:
     ip_prefix: str
     device: str
     delta: int
+    place: Place | None = None  # where its address was (None: unknown, private, no database)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Signals:
     # None when the signal store could not be read: the rules that need it stand aside.
     history: list[PastCompletion] | None = None  # newest first
     accounts_on_ip: int | None = None
+    place: Place | None = None
     unassessed: list[str] = field(default_factory=list)
 
 
@@ -52,6 +57,8 @@ class Signals:
 class RuleResult:
     contribution: float
     reason: str
+    # What a reviewer needs to check the rule's finding (kept in the fraud log's details).
+    evidence: dict[str, Any] | None = None
 
 
 Rule = Callable[[Signals], RuleResult | None]
@@ -233,3 +240,54 @@ def ip_farm(signals: Signals) -> RuleResult | None:
         _clamp((count - start) / max(full - start, 1)),
         f"{count} accounts from this address in {settings.FRAUD_FARM_WINDOW_SECONDS // 60} min",
     )
+
+
+@rule("impossible_travel")
+def impossible_travel(signals: Signals) -> RuleResult | None:
+    """Two completions from places farther apart than anyone travels in between: one
+    account played from two places at once (shared or sold), not a script.
+
+    Each place is only a point within its accuracy radius, so the distance counted is the
+    least the player must have covered (the distance less both radii), and below
+    FRAUD_TRAVEL_MIN_KM of it the rule never fires. Full strength at twice
+    FRAUD_TRAVEL_MAX_KMH.
+    """
+    if signals.history is None or signals.place is None:
+        return None
+    last = next((past for past in signals.history if past.place is not None), None)
+    if last is None or last.place is None:
+        return RuleResult(0.0, "")
+    here, there = signals.place, last.place
+    distance = distance_km(there, here)
+    least = distance - there.radius_km - here.radius_km
+    if least < settings.FRAUD_TRAVEL_MIN_KM:
+        return RuleResult(0.0, "")
+    seconds = max(signals.now - last.at, 1.0)
+    speed = least / (seconds / 3600)
+    limit = settings.FRAUD_TRAVEL_MAX_KMH
+    contribution = _clamp(speed / limit - 1)
+    if contribution <= 0:
+        return RuleResult(0.0, "")
+    return RuleResult(
+        contribution,
+        f"{there.label()} to {here.label()}: {distance:,.0f} km in {_duration(seconds)}"
+        f" (at least {speed:,.0f} km/h; a traveller manages {limit:,.0f})",
+        evidence={
+            "from": {
+                **there.as_json(),
+                "at": datetime.fromtimestamp(last.at, tz=UTC).isoformat(),
+            },
+            "to": {**here.as_json(), "at": datetime.fromtimestamp(signals.now, tz=UTC).isoformat()},
+            "distanceKm": round(distance),
+            "seconds": round(seconds),
+            "speedKmh": round(speed),
+        },
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Session, User
 from accounts.state import account_state_set, state_of
+from fraud.geo import Place, place_of
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RULES, PastCompletion, Signals, combine
 from fraud.signals import RedisSignalStore, device_of, ip_prefix, signal_store
@@ -46,6 +47,10 @@ class RiskAssessment:
     assessed: bool = True
     ip_prefix: str = ""
     device: str = ""
+    # Where the completion came from (None: no GeoIP database, a private or unknown
+    # address), and what the rules that fired found (the two places of a travel).
+    place: Place | None = None
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def flagged(self) -> bool:
@@ -61,7 +66,17 @@ class RiskAssessment:
         return [self.reasons.get(name) or name for name in strongest_first]
 
     def as_details(self) -> dict[str, Any]:
-        return {"rules": self.rules, "reasons": self.reasons, "assessed": self.assessed}
+        details = {"rules": self.rules, "reasons": self.reasons, "assessed": self.assessed}
+        return {**details, **self.where()}
+
+    def where(self) -> dict[str, Any]:
+        """The completion's place and the rules' evidence, for logs and audit records."""
+        found: dict[str, Any] = {}
+        if self.place is not None:
+            found["place"] = {"country": self.place.country, "city": self.place.city}
+        if self.evidence:
+            found["evidence"] = self.evidence
+        return found
 
 
 def _rules_off() -> bool:
@@ -125,7 +140,7 @@ def fraud_assess(
     if _rules_off():
         return RiskAssessment(score=0.0)  # nothing to read
     timestamp = now.timestamp()
-    prefix, device = ip_prefix(ip), device_of(user_agent)
+    prefix, device, place = ip_prefix(ip), device_of(user_agent), place_of(ip)
     history: list[PastCompletion] | None = None
     accounts_on_ip: int | None = None
     score: int | None = None
@@ -152,9 +167,11 @@ def fraud_assess(
         score=score if score is not None else user.score,
         history=history,
         accounts_on_ip=accounts_on_ip,
+        place=place,
     )
     rules: dict[str, float] = {}
     reasons: dict[str, str] = {}
+    evidence: dict[str, dict[str, Any]] = {}
     for name, evaluate in RULES.items():
         weight = settings.FRAUD_RULE_WEIGHTS.get(name, 0.0)
         if weight <= 0:
@@ -164,6 +181,8 @@ def fraud_assess(
             continue
         rules[name] = round(weight * result.contribution, 4)
         reasons[name] = result.reason
+        if result.evidence:
+            evidence[name] = result.evidence
     return RiskAssessment(
         score=combine(rules),
         rules=rules,
@@ -171,6 +190,8 @@ def fraud_assess(
         assessed=history is not None,
         ip_prefix=prefix,
         device=device,
+        place=place,
+        evidence=evidence,
     )
 
 
@@ -190,7 +211,7 @@ def fraud_remember(
     """
     if _rules_off():
         return
-    past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta)
+    past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta, risk.place)
     store = signal_store()
 
     def forgot() -> None:
@@ -251,7 +272,7 @@ def _log_decision(
         reasons=risk.reasons,
         ip=ip,
         user_agent=user_agent[:512],
-        details={**details, "assessed": risk.assessed},
+        details={**details, "assessed": risk.assessed, **risk.where()},
         event_key=event_key,
     )
     _profile_touch(

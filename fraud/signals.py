@@ -8,7 +8,8 @@ only makes the rules forget.
 
 Keys, under `<REDIS_KEY_PREFIX>:fraud:`:
   u:<user id>   list    the user's last FRAUD_HISTORY_SIZE completions, newest first,
-                        each "time|action|ip prefix|device|delta"
+                        each "time|action|ip prefix|device|delta|place" (place:
+                        "lat;lon;accuracy radius;country;city", or empty)
   ip:<address>  zset    user id -> time of their last completion from this address
   s:<user id>   string  the user's score after their last accepted completion (read by
                         the score-jump rule instead of the user's row)
@@ -25,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 
+from fraud.geo import Place
 from fraud.rules import PastCompletion
 
 _HISTORY_TTL = 86400
@@ -48,16 +50,18 @@ def device_of(user_agent: str) -> str:
 
 
 def _encode(past: PastCompletion) -> str:
-    return f"{past.at:.3f}|{past.action_id}|{past.ip_prefix}|{past.device}|{past.delta}"
+    place = past.place.encode() if past.place is not None else ""
+    return f"{past.at:.3f}|{past.action_id}|{past.ip_prefix}|{past.device}|{past.delta}|{place}"
 
 
 def _decode(raw: bytes | str) -> PastCompletion | None:
     text = raw.decode() if isinstance(raw, bytes) else raw
     parts = text.split("|")
-    if len(parts) != 5:
+    if len(parts) not in (5, 6):  # 5: written before completions had a place
         return None
+    place = Place.decode(parts[5]) if len(parts) == 6 and parts[5] else None
     try:
-        return PastCompletion(float(parts[0]), parts[1], parts[2], parts[3], int(parts[4]))
+        return PastCompletion(float(parts[0]), parts[1], parts[2], parts[3], int(parts[4]), place)
     except ValueError:
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -14,6 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts import tokens
 from tests.factories import ActionTypeFactory, UserFactory
+from tests.geoip import write_city_database
 
 
 def _answers(url: str, default_port: int) -> tuple[str, bool]:
@@ -209,3 +211,16 @@ def drains_held() -> Iterator[Any]:
 
     with mock.patch.object(audit_drain, "apply_async") as queued:
         yield queued
+
+
+@pytest.fixture(scope="session")
+def geoip_file(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """The small City database of tests/geoip.py, written once per run."""
+    return write_city_database(tmp_path_factory.mktemp("geoip") / "GeoLite2-City.mmdb")
+
+
+@pytest.fixture
+def geoip(settings, geoip_file: Path) -> Path:  # type: ignore[no-untyped-def]
+    """GEOIP_PATH pointed at the test City database."""
+    settings.GEOIP_PATH = str(geoip_file)
+    return geoip_file

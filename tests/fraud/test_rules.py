@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fraud.geo import Place
 from fraud.rules import RULES, PastCompletion, Signals, combine
+from tests.geoip import LYON, PARIS, SYDNEY, City
 
 NOW = 1_800_000_000.0
 OLD_ACCOUNT = datetime.fromtimestamp(NOW, tz=UTC) - timedelta(days=90)
@@ -43,6 +45,7 @@ def history(gaps: list[float], **fields) -> list[PastCompletion]:  # type: ignor
                 ip_prefix=fields.get("ip_prefix", "203.0.113.0/24"),
                 device=fields.get("device", "d1"),
                 delta=fields.get("delta", 5),
+                place=fields.get("place"),
             )
         )
     return out
@@ -67,6 +70,7 @@ def test_it_registers_every_rule_of_the_spec() -> None:
         "new_account",
         "duplicate_completion",
         "ip_farm",
+        "impossible_travel",
     }
 
 
@@ -201,3 +205,67 @@ def test_it_reads_weights_from_the_environment() -> None:
         env={"DEBUG": "1", "FRAUD_RULE_WEIGHTS": "ip_farm=0,regular_timing=0.7"},
     )
     assert done.stdout.split() == ["0.0", "0.7"], done.stderr
+
+
+def place(city: City) -> Place:
+    return Place(city.latitude, city.longitude, city.radius_km, city.country, city.name)
+
+
+def travel(here: City, there: City, seconds_before: float) -> Signals:
+    """This completion from `here`, the user's last one from `there` `seconds_before`."""
+    return signals(place=place(here), history=history([seconds_before], place=place(there)))
+
+
+def test_it_fires_on_paris_then_sydney_four_minutes_apart() -> None:
+    s = travel(SYDNEY, PARIS, 240)
+    assert contribution("impossible_travel", s) == 1.0
+    result = RULES["impossible_travel"](s)
+    assert result is not None
+    assert result.reason.startswith("Paris, FR to Sydney, AU: 16,961 km in 4 min")
+    assert result.evidence is not None
+    assert (result.evidence["from"]["city"], result.evidence["to"]["city"]) == ("Paris", "Sydney")
+    assert result.evidence["distanceKm"] == 16961
+    assert result.evidence["seconds"] == 240
+    # the least distance (less both accuracy radii) over the time: about 254,000 km/h
+    assert result.evidence["speedKmh"] == pytest.approx((16961 - 40) / (4 / 60), rel=0.001)
+
+
+def test_it_does_not_fire_on_a_journey_a_traveller_can_make() -> None:
+    assert contribution("impossible_travel", travel(LYON, PARIS, 3600)) == 0.0
+    assert contribution("impossible_travel", travel(SYDNEY, PARIS, 86400)) == 0.0
+    assert contribution("impossible_travel", travel(PARIS, PARIS, 10)) == 0.0
+
+
+def test_it_never_fires_below_the_minimum_distance(settings) -> None:  # type: ignore[no-untyped-def]
+    """Paris to Lyon (392 km) in four minutes: closer than city-level GeoIP can tell
+    apart by default (FRAUD_TRAVEL_MIN_KM, 500 km); fires with a smaller minimum."""
+    assert contribution("impossible_travel", travel(LYON, PARIS, 240)) == 0.0
+    settings.FRAUD_TRAVEL_MIN_KM = 100
+    assert contribution("impossible_travel", travel(LYON, PARIS, 240)) == 1.0
+
+
+def test_it_grows_with_the_speed_from_the_plausible_one_to_twice_it(settings) -> None:  # type: ignore[no-untyped-def]
+    # Paris to Sydney, 16,921 km at least: 20 h is 846 km/h, 12 h 1,410 km/h, 6 h 2,820 km/h
+    assert contribution("impossible_travel", travel(SYDNEY, PARIS, 20 * 3600)) == 0.0
+    assert 0.3 < contribution("impossible_travel", travel(SYDNEY, PARIS, 12 * 3600)) < 0.5
+    assert contribution("impossible_travel", travel(SYDNEY, PARIS, 6 * 3600)) == 1.0
+    settings.FRAUD_TRAVEL_MAX_KMH = 5000
+    assert contribution("impossible_travel", travel(SYDNEY, PARIS, 6 * 3600)) == 0.0
+
+
+def test_it_compares_with_the_last_completion_that_has_a_place() -> None:
+    placed = history([240], place=place(PARIS))
+    unplaced = history([60, 30])  # from private or unknown addresses since
+    s = signals(place=place(SYDNEY), history=[*unplaced, *placed])
+    assert contribution("impossible_travel", s) == 1.0
+    assert contribution("impossible_travel", signals(place=place(SYDNEY), history=unplaced)) == 0
+
+
+def test_it_stands_aside_without_a_place_for_this_completion() -> None:
+    assert RULES["impossible_travel"](signals(history=history([240], place=place(PARIS)))) is None
+
+
+def test_impossible_travel_alone_flags_and_never_blocks(settings) -> None:  # type: ignore[no-untyped-def]
+    weight = settings.FRAUD_RULE_WEIGHTS["impossible_travel"]
+    risk = combine({"impossible_travel": weight * 1.0})
+    assert settings.FRAUD_FLAG_THRESHOLD <= risk < settings.FRAUD_BLOCK_THRESHOLD
