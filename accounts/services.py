@@ -8,11 +8,19 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import CredentialsInvalidError, SessionRevokedError, UserBannedError
+from accounts.errors import (
+    EMAIL_TAKEN,
+    USERNAME_TAKEN,
+    AccountTakenError,
+    CredentialsInvalidError,
+    SessionRevokedError,
+    UserBannedError,
+)
 from accounts.models import Session, User
+from accounts.names import username_key
 from accounts.tokens import PlayerRefreshToken, refresh_token_verify
 from scoreboard.errors import NotFoundError, RateLimitedError
 from scoreboard.ratelimit import ratelimit_hit
@@ -26,11 +34,28 @@ class TokenPair:
     refresh: str
 
 
+def _constraint_of(exc: IntegrityError) -> str:
+    """The violated constraint's name (PostgreSQL), or SQLite's message, which names the
+    column or the index ("UNIQUE constraint failed: index 'user_email_ci_unique'")."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) or str(exc)
+
+
 def user_register(*, username: str, email: str, password: str) -> User:
-    """Create a player account (input already validated by RegisterSerializer)."""
+    """Create a player account (input already validated by RegisterSerializer).
+
+    The database's unique constraints (username key, lower(email)) decide between
+    concurrent registrations of one name: the losers get AccountTakenError, a 400.
+    """
     user = User(username=username, email=email.lower())
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        if "email" in _constraint_of(exc):
+            raise AccountTakenError(field="email", message=EMAIL_TAKEN) from exc
+        raise AccountTakenError(field="username", message=USERNAME_TAKEN) from exc
     return user
 
 
@@ -70,7 +95,8 @@ def _limited(scope: str, key: str, rate: str, *, increment: bool) -> None:
 
 def session_login(*, username: str, password: str, ip: str | None, user_agent: str) -> TokenPair:
     """Check credentials and open a session. Only failures count toward the login limits."""
-    name_key, ip_key = username.strip().lower(), ip or "unknown"
+    # The name as accounts compare it: `ALICE` or full-width `alice` spend alice's.
+    name_key, ip_key = username_key(username.strip()), ip or "unknown"
     _limited("login-user", name_key, settings.LOGIN_FAILURES_PER_USERNAME, increment=False)
     _limited("login-ip", ip_key, settings.LOGIN_FAILURES_PER_IP, increment=False)
     user = authenticate(username=username, password=password)
