@@ -13,6 +13,13 @@ from accounts.names import username_key
 
 
 class UserQuerySet(models.QuerySet["User"]):
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[User]:
+        """Keys the names as save() does (bulk_create calls no save())."""
+        objs = list(objs)
+        for user in objs:
+            user.username_key = username_key(user.username)
+        return super().bulk_create(objs, *args, **kwargs)
+
     def rankable(self) -> UserQuerySet:
         """Users who appear on the board: active, not banned, and with points."""
         return self.filter(is_active=True, is_banned=False, score__gt=0)
@@ -49,6 +56,10 @@ class User(AbstractUser):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["username_key"], name="user_username_key_unique"),
+            # A row written around save() (raw SQL) would otherwise pass with no key.
+            models.CheckConstraint(
+                condition=~models.Q(username_key=""), name="user_username_key_set"
+            ),
             models.UniqueConstraint(
                 Lower("email"),
                 name="user_email_ci_unique",

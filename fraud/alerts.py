@@ -1,4 +1,5 @@
-"""Telling the security team of blocks and escalations: one summary per window.
+"""Telling the security team of blocks and escalations (one summary per window), and of
+staff accounts whose logins are locked out (`lockout_alert_send`, one per account).
 
 Every block and escalation is a fraud log with no `alerted_at`. `alerts_send` claims the
 window (a cache key that lives `FRAUD_ALERT_WINDOW_SECONDS`), takes every such log under a
@@ -113,9 +114,10 @@ def alerts_send() -> int:
 def lockout_alert_send(*, username: str, ip: str | None, scope: str) -> bool:
     """Mail ADMINS (and post to the webhook) that a staff account's logins are locked
     out: at most once per account per FRAUD_ALERT_WINDOW_SECONDS. True if sent."""
-    if not cache.add(
+    told = cache.add(
         f"fraud:alerts:lockout:{username}", "1", timeout=settings.FRAUD_ALERT_WINDOW_SECONDS
-    ):
+    )
+    if told is False:  # None: the cache did not answer; better told twice than never
         return False
     budget = "this account" if scope == "username" else f"the address {ip}"
     subject = f"Login locked out: staff account {username}"

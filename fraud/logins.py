@@ -50,10 +50,10 @@ def admin_login_audit(
     outcome: str,
     **kwargs: Any,
 ) -> None:
-    if outcome == "throttled" and not cache.add(
-        f"fraud:audit:throttled:{ip}:{username_key(username)}", "1", timeout=60
-    ):
-        return
+    if outcome == "throttled":
+        first = cache.add(f"fraud:audit:throttled:{ip}:{username_key(username)}", "1", 60)
+        if first is False:  # None: the cache did not answer, so write it rather than lose it
+            return
     AuditEvent.objects.create(
         kind=ADMIN_LOGIN_KINDS[outcome],
         user=user,

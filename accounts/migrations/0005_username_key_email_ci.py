@@ -54,6 +54,12 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="user",
+            constraint=models.CheckConstraint(
+                condition=~models.Q(username_key=""), name="user_username_key_set"
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="user",
             constraint=models.UniqueConstraint(
                 django.db.models.functions.text.Lower("email"),
                 name="user_email_ci_unique",

@@ -136,3 +136,14 @@ def test_a_players_lockout_is_counted_but_mails_nobody(django_capture_on_commit_
             admin_login(Client(), "player", WRONG)
     assert lockouts("username", "false") == before + 1
     assert mail.outbox == []
+
+
+def test_a_staff_lockout_at_the_api_raises_the_alert_too(  # type: ignore[no-untyped-def]
+    boss, api_client, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            api_client.post(
+                "/api/v1/auth/token/", {"username": "Boss", "password": WRONG}, format="json"
+            )
+    assert [m.subject for m in mail.outbox] == ["[Scoreboard] Login locked out: staff account boss"]

@@ -196,3 +196,13 @@ def test_the_admin_form_refuses_a_look_alike_name_and_a_case_twin_email(alice) -
     assert User.objects.count() == 2
     response = client.post("/admin/accounts/user/add/", {**form, "username": "alice2"})
     assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_bulk_created_accounts_are_keyed_and_refused_alike() -> None:
+    User.objects.bulk_create(
+        [User(username="Bulk1", email="b1@example.com"), User(username="bulk2", email="b2@x.org")]
+    )
+    assert set(User.objects.values_list("username_key", flat=True)) == {"bulk1", "bulk2"}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.bulk_create([User(username=full_width("BULK1"), email="b3@example.com")])
