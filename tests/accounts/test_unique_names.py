@@ -156,7 +156,7 @@ def test_it_logs_in_by_any_form_of_the_name(alice) -> None:  # type: ignore[no-u
 
 @pytest.mark.django_db
 def test_every_form_of_a_name_spends_its_one_failure_budget(alice, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.LOGIN_FAILURES_PER_USERNAME = "3/m"
+    settings.LOGIN_FAILURES_PER_USERNAME = "3/h"
     for name in ("alice", "ALICE", full_width("alice")):
         assert login(name, "wrong-password").status_code == 401
     assert login(full_width("ALICE")).status_code == 429
