@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.names import username_key
+from accounts.names import USERNAME_KEY_MAX_LENGTH, username_key
 
 
 class UserQuerySet(models.QuerySet["User"]):
@@ -88,8 +88,10 @@ class User(AbstractUser):
         super().clean()
         if not self.username:
             return  # the field's own error says so
-        taken = User.objects.filter(username_key=username_key(self.username)).exclude(pk=self.pk)
-        if taken.exists():
+        key = username_key(self.username)
+        if len(key) > USERNAME_KEY_MAX_LENGTH:  # NFKC and folding can lengthen a name
+            raise ValidationError({"username": "This username is too long once normalised."})
+        if User.objects.filter(username_key=key).exclude(pk=self.pk).exists():
             raise ValidationError({"username": "A user with that username already exists."})
 
     def save(self, *args: Any, **kwargs: Any) -> None:
