@@ -18,6 +18,17 @@ class UserAdmin(BaseUserAdmin):
         "date_joined",
         "last_login",
     )
+    # The email is asked for on creation too: it is unique (case-insensitively), so a
+    # second account without one would be refused by the database.
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("username", "email", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
     fieldsets = (
         *BaseUserAdmin.fieldsets,
         ("Scoreboard", {"fields": ("score", "score_reached_at", "is_banned", "banned_at")}),

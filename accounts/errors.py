@@ -1,4 +1,7 @@
-from scoreboard.errors import ApplicationError, NotAuthenticatedError
+from scoreboard.errors import ApplicationError, InvalidInputError, NotAuthenticatedError
+
+USERNAME_TAKEN = "This username is taken."
+EMAIL_TAKEN = "This email is already registered."
 
 
 class UserBannedError(ApplicationError):
@@ -25,3 +28,11 @@ class TokenExpiredError(NotAuthenticatedError):
 class SessionRevokedError(NotAuthenticatedError):
     code = "token_invalid"
     message = "This refresh token is no longer valid; log in again."
+
+
+class AccountTakenError(InvalidInputError):
+    """The username or email belongs to another account (found by the database's unique
+    constraints when a concurrent registration won): a field error like the serializer's."""
+
+    def __init__(self, *, field: str, message: str) -> None:
+        super().__init__(details={"fields": {field: [message]}})

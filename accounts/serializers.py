@@ -1,18 +1,23 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth import password_validation
+from django.db.models.functions import Lower
 from rest_framework import serializers
 
+from accounts.errors import EMAIL_TAKEN, USERNAME_TAKEN
 from accounts.models import Session, User
+from accounts.names import USERNAME_KEY_MAX_LENGTH, email_key, username_key, username_normal
+
+USERNAME_PATTERN = re.compile(r"^[\w.@+-]{3,150}$")
+USERNAME_INVALID = "Use 3 to 150 letters, digits and @/./+/-/_ only."
 
 
 class RegisterSerializer(serializers.Serializer):
     username = serializers.RegexField(
-        r"^[\w.@+-]{3,150}$",
-        max_length=150,
-        error_messages={"invalid": "Use 3 to 150 letters, digits and @/./+/-/_ only."},
+        USERNAME_PATTERN, max_length=150, error_messages={"invalid": USERNAME_INVALID}
     )
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(
@@ -20,14 +25,20 @@ class RegisterSerializer(serializers.Serializer):
     )
 
     def validate_username(self, value: str) -> str:
-        if User.objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("This username is taken.", code="duplicate")
+        """Stored in NFKC; the rules hold for that form (NFKC may change or lengthen it)."""
+        value = username_normal(value)
+        key = username_key(value)
+        if not USERNAME_PATTERN.match(value) or len(key) > USERNAME_KEY_MAX_LENGTH:
+            raise serializers.ValidationError(USERNAME_INVALID, code="invalid")
+        # The friendly answer; the unique key decides a race (services.user_register).
+        if User.objects.filter(username_key=key).exists():
+            raise serializers.ValidationError(USERNAME_TAKEN, code="duplicate")
         return value
 
     def validate_email(self, value: str) -> str:
-        value = value.strip().lower()
-        if User.objects.filter(email__iexact=value).exists():
-            raise serializers.ValidationError("This email is already registered.", code="duplicate")
+        value = email_key(value)
+        if User.objects.annotate(email_lower=Lower("email")).filter(email_lower=value).exists():
+            raise serializers.ValidationError(EMAIL_TAKEN, code="duplicate")
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -6,16 +6,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import CredentialsInvalidError, SessionRevokedError, UserBannedError
+from accounts.errors import (
+    EMAIL_TAKEN,
+    USERNAME_TAKEN,
+    AccountTakenError,
+    CredentialsInvalidError,
+    SessionRevokedError,
+    UserBannedError,
+)
 from accounts.models import Session, User
+from accounts.throttle import login_failure_record, login_throttle_check
 from accounts.tokens import PlayerRefreshToken, refresh_token_verify
-from scoreboard.errors import NotFoundError, RateLimitedError
-from scoreboard.ratelimit import ratelimit_hit
+from scoreboard.errors import NotFoundError
 
 SESSION_CLAIM = "sid"
 
@@ -26,11 +32,28 @@ class TokenPair:
     refresh: str
 
 
+def _constraint_of(exc: IntegrityError) -> str:
+    """The violated constraint's name (PostgreSQL), or SQLite's message, which names the
+    column or the index ("UNIQUE constraint failed: index 'user_email_ci_unique'")."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) or str(exc)
+
+
 def user_register(*, username: str, email: str, password: str) -> User:
-    """Create a player account (input already validated by RegisterSerializer)."""
+    """Create a player account (input already validated by RegisterSerializer).
+
+    The database's unique constraints (username key, lower(email)) decide between
+    concurrent registrations of one name: the losers get AccountTakenError, a 400.
+    """
     user = User(username=username, email=email.lower())
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        if "email" in _constraint_of(exc):
+            raise AccountTakenError(field="email", message=EMAIL_TAKEN) from exc
+        raise AccountTakenError(field="username", message=USERNAME_TAKEN) from exc
     return user
 
 
@@ -59,24 +82,13 @@ def _issue(*, user: User, session: Session | None, ip: str | None, user_agent: s
     return TokenPair(access=str(access), refresh=str(refresh))
 
 
-def _limited(scope: str, key: str, rate: str, *, increment: bool) -> None:
-    decision = ratelimit_hit(scope=scope, key=key, rate=rate, increment=increment)
-    # A peek (no increment) is over the limit once the count has reached it.
-    if decision.limited or (not increment and decision.count >= decision.limit):
-        raise RateLimitedError(
-            "Too many failed logins; try again later.", retry_after=decision.reset_seconds
-        )
-
-
 def session_login(*, username: str, password: str, ip: str | None, user_agent: str) -> TokenPair:
-    """Check credentials and open a session. Only failures count toward the login limits."""
-    name_key, ip_key = username.strip().lower(), ip or "unknown"
-    _limited("login-user", name_key, settings.LOGIN_FAILURES_PER_USERNAME, increment=False)
-    _limited("login-ip", ip_key, settings.LOGIN_FAILURES_PER_IP, increment=False)
+    """Check credentials and open a session. Only failures count toward the login limits
+    (accounts.throttle), which the admin's login shares."""
+    login_throttle_check(username=username, ip=ip)
     user = authenticate(username=username, password=password)
     if user is None:
-        ratelimit_hit(scope="login-user", key=name_key, rate=settings.LOGIN_FAILURES_PER_USERNAME)
-        ratelimit_hit(scope="login-ip", key=ip_key, rate=settings.LOGIN_FAILURES_PER_IP)
+        login_failure_record(username=username, ip=ip)
         raise CredentialsInvalidError()
     if user.is_banned:
         raise UserBannedError()

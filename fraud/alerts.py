@@ -1,4 +1,5 @@
-"""Telling the security team of blocks and escalations: one summary per window.
+"""Telling the security team of blocks and escalations (one summary per window), and of
+staff accounts whose logins are locked out (`lockout_alert_send`, one per account).
 
 Every block and escalation is a fraud log with no `alerted_at`. `alerts_send` claims the
 window (a cache key that lives `FRAUD_ALERT_WINDOW_SECONDS`), takes every such log under a
@@ -108,3 +109,39 @@ def alerts_send() -> int:
                 logger.exception("could not post the fraud alert to the webhook")
         FraudLog.objects.filter(pk__in=[log.pk for log in logs]).update(alerted_at=timezone.now())
     return len(logs)
+
+
+def lockout_alert_send(*, username: str, ip: str | None, scope: str) -> bool:
+    """Mail ADMINS (and post to the webhook) that a staff account's logins are locked
+    out: at most once per account per FRAUD_ALERT_WINDOW_SECONDS. True if sent."""
+    told = cache.add(
+        f"fraud:alerts:lockout:{username}", "1", timeout=settings.FRAUD_ALERT_WINDOW_SECONDS
+    )
+    if told is False:  # None: the cache did not answer; better told twice than never
+        return False
+    budget = "this account" if scope == "username" else f"the address {ip}"
+    subject = f"Login locked out: staff account {username}"
+    body = "\n".join(
+        [
+            f"Too many failed logins for {budget}: logins of the staff account {username} "
+            "are refused until the limiter's window ends.",
+            f"Last failed attempt from: {ip or 'unknown'} (budget spent: {scope}).",
+            "",
+            "If this was not a member of staff mistyping, someone is guessing the password:",
+            "see the audit trail in the admin (Fraud > Audit events, kind auth.login_locked_out",
+            "and admin.login_failed) and consider changing the password.",
+        ]
+    )
+    try:
+        mail_admins(subject, body, fail_silently=False)
+    except Exception:
+        metrics.backing_service_errors.labels("mail").inc()
+        logger.exception("could not mail the lockout alert")
+    if settings.FRAUD_ALERT_WEBHOOK_URL:
+        summary = {"type": "auth.staff_locked_out", "username": username, "ip": ip, "scope": scope}
+        try:
+            _post_webhook(settings.FRAUD_ALERT_WEBHOOK_URL, summary)
+        except Exception:
+            metrics.backing_service_errors.labels("webhook").inc()
+            logger.exception("could not post the lockout alert to the webhook")
+    return True

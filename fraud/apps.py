@@ -6,4 +6,7 @@ class FraudConfig(AppConfig):
     verbose_name = "Fraud review"
 
     def ready(self) -> None:
-        from fraud import checks  # noqa: F401 - registers the system checks
+        from fraud import (
+            checks,  # noqa: F401 - registers the system checks
+            logins,  # noqa: F401 - audits logins and alerts on staff lockouts
+        )

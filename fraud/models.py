@@ -9,8 +9,9 @@ from accounts.models import User
 
 
 class AuditEvent(models.Model):
-    """The audit trail: every completion decision (written by Celery) and every act of
-    staff, with who did it. Append-only: admin can neither edit nor delete it."""
+    """The audit trail: every completion decision (written by Celery), every act of staff,
+    with who did it, and every admin login and login lockout (fraud.logins).
+    Append-only: admin can neither edit nor delete it."""
 
     class Kind(models.TextChoices):
         COMPLETION_ACCEPTED = "completion.accepted", "Completion accepted"
@@ -21,6 +22,11 @@ class AuditEvent(models.Model):
         FLAG_REVIEWED = "fraud.flag_reviewed", "Fraud log reviewed"
         PROFILE_CLEARED = "fraud.profile_cleared", "Risk profile cleared"
         USER_ESCALATED = "fraud.user_escalated", "User escalated to review"
+        ADMIN_LOGIN_SUCCEEDED = "admin.login_succeeded", "Admin login succeeded"
+        ADMIN_LOGIN_FAILED = "admin.login_failed", "Admin login failed"
+        ADMIN_LOGIN_REFUSED = "admin.login_refused", "Admin login refused (not staff)"
+        ADMIN_LOGIN_THROTTLED = "admin.login_throttled", "Admin login throttled"
+        LOGIN_LOCKED_OUT = "auth.login_locked_out", "Login locked out"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     user = models.ForeignKey(

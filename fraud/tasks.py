@@ -71,3 +71,9 @@ def review_sweep() -> None:
 def alerts_send() -> None:
     """Send the security team one summary of new blocks and escalations per window."""
     alerts.alerts_send()
+
+
+@shared_task(name="fraud.lockout_alert", **RETRYING)
+def lockout_alert(*, username: str, ip: str | None, scope: str) -> None:
+    """Tell the security team a staff account's logins are locked out (once a window)."""
+    alerts.lockout_alert_send(username=username, ip=ip, scope=scope)

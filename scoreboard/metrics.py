@@ -72,6 +72,17 @@ backing_service_errors = Counter(
     "Failed calls to a backing service that the service degraded around.",
     ["service"],
 )
+login_lockouts = Counter(
+    "scoreboard_login_lockouts_total",
+    "Failed logins that spent a login budget (a lockout starts), by budget (username or "
+    "ip) and whether the account of that username is staff.",
+    ["scope", "staff"],
+)
+admin_logins = Counter(
+    "scoreboard_admin_login_attempts_total",
+    "Logins at the admin's form by outcome (succeeded, failed, refused, throttled).",
+    ["outcome"],
+)
 redis_latency = Histogram(
     "scoreboard_redis_latency_seconds",
     "Latency of Redis calls measured by the readiness check.",

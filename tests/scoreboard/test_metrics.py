@@ -38,6 +38,7 @@ def test_it_ships_alert_rules_for_every_spec_threshold() -> None:
         "ScoreboardWebSocketDrops",
         "ScoreboardRedisSlow",
         "ScoreboardDatabasePoolNearlyFull",
+        "ScoreboardStaffLoginLockout",
     }
     text = (ROOT / "deploy/prometheus/alerts.yml").read_text()
     metric_names = {
@@ -48,6 +49,7 @@ def test_it_ships_alert_rules_for_every_spec_threshold() -> None:
         "scoreboard_websocket_opens_total",
         "scoreboard_redis_latency_seconds",
         "scoreboard_db_pool_connections",
+        "scoreboard_login_lockouts_total",
     }
     import scoreboard.metrics as metrics
 
