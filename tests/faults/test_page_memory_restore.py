@@ -4,6 +4,8 @@ above every one answered before it."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -72,3 +74,21 @@ def test_a_read_after_a_restart_answers_a_version_above_the_one_before(restartab
     after = selectors.leaderboard_page(offset=0, limit=10)
     assert after["version"] > before
     assert selectors.leaderboard_page(offset=0, limit=10)["version"] == after["version"]
+
+
+def test_the_version_read_after_redis_stalled_is_above_the_one_answered_meanwhile(
+    restartable_redis,
+) -> None:  # type: ignore[no-untyped-def]
+    alice = UserFactory(username="alice")
+    services.leaderboard_rebuild()
+    ledger_award(user_id=alice.pk, delta=10)
+    before = selectors.leaderboard_page(offset=0, limit=10)["version"]
+    assert restartable_redis.proc is not None
+    os.kill(restartable_redis.proc.pid, signal.SIGSTOP)  # stalls: reads fall back
+    try:
+        during = selectors.leaderboard_page(offset=0, limit=10)
+    finally:
+        os.kill(restartable_redis.proc.pid, signal.SIGCONT)
+    assert during["entries"][0]["score"] == 10  # from PostgreSQL
+    after = selectors.leaderboard_page(offset=0, limit=10)["version"]
+    assert before < during["version"] < after
