@@ -1,8 +1,11 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from actions.models import ActionType, Completion
+from actions.services import action_types_changed
 from fraud.geo import place_of
 from fraud.services import completion_reverse
 
@@ -20,6 +23,19 @@ class ActionTypeAdmin(admin.ModelAdmin):
     )
     list_filter = ("active",)
     search_fields = ("id", "name")
+
+    # Every process must see a change at once (a deactivation stops an exploit).
+    def save_model(self, request: HttpRequest, obj: ActionType, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        action_types_changed()
+
+    def delete_model(self, request: HttpRequest, obj: ActionType) -> None:
+        super().delete_model(request, obj)
+        action_types_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ActionType]) -> None:
+        super().delete_queryset(request, queryset)
+        action_types_changed()
 
 
 @admin.register(Completion)

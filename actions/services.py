@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -46,7 +47,7 @@ from scoreboard.errors import ApplicationError, NotFoundError, RateLimitedError
 from scoreboard.models import ScoreEntry
 from scoreboard.oncommit import after_commit
 from scoreboard.ratelimit import RateDecision, ratelimit_hit_many
-from scoreboard.redis_batch import redis_batch
+from scoreboard.redis_batch import redis_batch, redis_later
 from scoreboard.services import ledger_award, ledger_lock
 
 logger = logging.getLogger(__name__)
@@ -59,20 +60,61 @@ class CompletionOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _ActionTypes:
-    """Action types by id, kept in this process for ACTION_TYPE_CACHE_SECONDS.
+@dataclass
+class ActionGeneration:
+    """The action types' generation as Redis told it (`known` False: not told)."""
 
-    Every start and completion needs its action type; staff change them rarely. A change
-    reaches every process within the cache's lifetime (at once in the process that made it).
+    value: bytes = b""
+    known: bool = False
+
+
+class _ActionTypes:
+    """Action types by id, kept in this process while the action types' generation in
+    Redis is the one they were read at (and for at most ACTION_TYPE_CACHE_SECONDS).
+
+    Every start and completion needs its action type; staff change them rarely, but a
+    deactivation (an action being exploited) must hold at once in every process. Each
+    save writes a new generation after commit (`action_types_changed`), and a completion
+    reads it in the Redis round trip it makes anyway (`generation_later`), so a change is
+    seen by the next completion everywhere at no extra round trip. Without a generation
+    (the embedded default, where the command line is another process, or Redis failing)
+    the database is read. The lifetime bounds what a lost generation write costs.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._found: dict[str, tuple[float, ActionType | None]] = {}
+        self._generation: bytes | None = None
 
-    def get(self, action_id: str) -> ActionType | None:
+    @staticmethod
+    def key() -> str:
+        return f"{settings.REDIS_KEY_PREFIX}:actions:generation"
+
+    def generation_later(self) -> ActionGeneration:
+        """Queue the generation's read in the enclosing `redis_batch()` (or read it now)."""
+        found = ActionGeneration()
+        if settings.EMBEDDED:
+            return found
+
+        def done(outcome: list[Any] | Exception) -> None:
+            if isinstance(outcome, Exception) or isinstance(outcome[0], Exception):
+                metrics.backing_service_errors.labels("redis").inc()
+                logger.warning("action types' generation unreadable: reading the database")
+                return
+            found.value = outcome[0] or b""
+            found.known = True
+
+        redis_later(lambda pipe: pipe.get(self.key()), done)
+        return found
+
+    def get(self, action_id: str, *, generation: ActionGeneration) -> ActionType | None:
+        if not generation.known:
+            return ActionType.objects.filter(pk=action_id).first()
         ttl = settings.ACTION_TYPE_CACHE_SECONDS
         now = time.monotonic()
+        if generation.value != self._generation:
+            with self._lock:
+                self._found, self._generation = {}, generation.value
         hit = self._found.get(action_id)
         if hit is not None and now - hit[0] < ttl:
             return hit[1]
@@ -81,7 +123,8 @@ class _ActionTypes:
             with self._lock:
                 if len(self._found) > 1000:  # bounded: ids come from clients
                     self._found.clear()
-                self._found[action_id] = (now, action)
+                if generation.value == self._generation:
+                    self._found[action_id] = (now, action)
         return action
 
     def forget(self) -> None:
@@ -92,8 +135,31 @@ class _ActionTypes:
 action_types = _ActionTypes()
 
 
-def _active_action(action_id: str) -> ActionType:
-    action = action_types.get(action_id)
+def _new_action_generation() -> None:
+    def done(outcome: list[Any] | Exception) -> None:
+        if isinstance(outcome, Exception) or isinstance(outcome[0], Exception):
+            metrics.backing_service_errors.labels("redis").inc()
+            logger.warning(
+                "could not announce an action type change; other processes see it within %ss",
+                settings.ACTION_TYPE_CACHE_SECONDS,
+            )
+
+    # A new random value, not a counter: a Redis restored from an older snapshot must
+    # not count back to a generation some process still holds.
+    redis_later(lambda pipe: pipe.set(action_types.key(), uuid.uuid4().hex), done)
+
+
+def action_types_changed() -> None:
+    """Tell every process, once the current transaction commits, that action types
+    changed: their next start or completion reads them again. Call on every save."""
+    action_types.forget()
+    if not settings.EMBEDDED:
+        after_commit(_new_action_generation)
+    after_commit(action_types.forget)
+
+
+def _active_action(action_id: str, *, generation: ActionGeneration) -> ActionType:
+    action = action_types.get(action_id, generation=generation)
     if action is None:
         raise ActionNotFoundError()
     if not action.active:
@@ -105,7 +171,7 @@ def action_start(*, user: User, action_id: str) -> tuple[str, ActionToken, Actio
     """Issue a single-use action token for this user and action."""
     if user.is_banned:
         raise UserBannedError()
-    action = _active_action(action_id)
+    action = _active_action(action_id, generation=action_types.generation_later())
     raw, token = action_token_issue(user_id=user.pk, action_id=action.pk, now=timezone.now())
     return raw, token, action
 
@@ -233,8 +299,9 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
     with redis_batch():
         limits = _rate_limit(user, ip)
         signals = fraud_signals_prefetch(user_id=user.pk, ip=ip, now=now)
+        generation = action_types.generation_later()
     rate_headers = _over_limit(limits)
-    action = _active_action(request.action_id)
+    action = _active_action(request.action_id, generation=generation)
     token = action_token_verify(
         raw=request.raw_token, user_id=user.pk, action_id=action.pk, now=now
     )
@@ -514,5 +581,5 @@ def action_type_save(
     action.daily_cap, action.active = daily_cap, active
     action.full_clean()
     action.save()
-    action_types.forget()
+    action_types_changed()
     return action, created

@@ -447,7 +447,8 @@ CELERY_BEAT_SCHEDULE["leaderboard-reconcile"] = {
 
 # Action tokens and completions.
 ACTION_TOKEN_TTL_SECONDS = env.int("ACTION_TOKEN_TTL_SECONDS", default=600)
-# How long a process keeps an action type before reading it again (0: every request).
+# The longest a process keeps an action type (changes reach it at once through Redis;
+# this bounds a change Redis missed; 0: read every request).
 ACTION_TYPE_CACHE_SECONDS = env.float("ACTION_TYPE_CACHE_SECONDS", default=5.0)
 COMPLETION_RATE_PER_USER = env.str("COMPLETION_RATE_PER_USER", default="10/m")
 COMPLETION_RATE_PER_IP = env.str("COMPLETION_RATE_PER_IP", default="300/m")

@@ -42,12 +42,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class StackError(RuntimeError):
+    """The stack could not start, for a reason the operator can act on (the message)."""
+
+
 def wait_http(url: str, *, timeout: float = 30.0, proc: Process | None = None) -> None:
     """Wait until `url` answers 200, or raise with the process's log tail."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.name} exited early:\n{proc.log_tail()}")
+            raise StackError(f"{proc.name} exited early:\n{proc.log_tail()}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
                 if response.status == 200:
@@ -55,7 +59,7 @@ def wait_http(url: str, *, timeout: float = 30.0, proc: Process | None = None) -
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer in {timeout}s" + (proc.log_tail() if proc else ""))
+    raise StackError(f"{url} did not answer in {timeout}s" + (proc.log_tail() if proc else ""))
 
 
 @dataclass
@@ -290,14 +294,18 @@ class Stack:
         if self.database_url.startswith("postgres"):
             ensure_database(self.database_url)
         if self.bootstrap:
-            subprocess.run(
+            done = subprocess.run(
                 [sys.executable, "manage.py", "bootstrap"],
                 cwd=ROOT,
                 env=self.env(),
-                check=True,
+                check=False,
                 timeout=180,
                 capture_output=True,
+                text=True,
             )
+            if done.returncode != 0:
+                # Its own words (a failed system check, a database that is down), not ours.
+                raise StackError((done.stderr or done.stdout).strip())
         self.port = self.port or free_port()
         try:
             for i in range(self.web):
@@ -414,7 +422,7 @@ def nginx_binary() -> str:
         "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
     )
     if not found:
-        raise RuntimeError("nginx is not installed (Debian: apt-get install nginx-light)")
+        raise StackError("nginx is not installed (Debian: apt-get install nginx-light)")
     return found
 
 
@@ -442,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack.start()
+    try:
+        stack.start()
+    except StackError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     print(f"Scoreboard stack on {stack.url} (logs in {stack.workdir}); Ctrl-C stops it.")
     print(f"  gunicorn: {stack.web_ports}  daphne: {stack.ws_ports}")
     try:

@@ -40,6 +40,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from scoreboard import metrics
+from scoreboard.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,55 @@ _local = _LocalState()
 
 def _keys() -> dict[str, str]:
     base = f"{settings.REDIS_KEY_PREFIX}:lb"
-    return {"tick": f"{base}:tick", "pv": f"{base}:pv", "last": f"{base}:last"}
+    names = ("tick", "pv", "pvrun", "last")
+    return {name: f"{base}:{name}" for name in names}
+
+
+# The push version counts pushes (a client that sees a gap asks for a snapshot) and never
+# goes backwards, whatever Redis lost: `pvrun` holds the run_id of the Redis process that
+# counted it, and a Redis that no longer has it (flushed, or restarted, perhaps from an
+# older snapshot, or a replica promoted in its place) starts counting again from its
+# clock in microseconds, above every version counted before (pushes come at most once an
+# interval, far slower than the clock). Written with '%.0f': Redis formats a Lua number
+# with 14 digits.
+_SEEDED = """
+local function seeded(pv_key, run_key)
+  local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+  local pv = tonumber(redis.call('GET', pv_key) or '0')
+  if redis.call('GET', run_key) ~= server then
+    local t = redis.call('TIME')
+    pv = math.max(pv, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+    redis.call('SET', pv_key, string.format('%.0f', pv))
+    redis.call('SET', run_key, server)
+  end
+  return pv
+end
+"""
+
+# The version of the last push (KEYS: pv, pvrun).
+PUSH_VERSION = _SEEDED + "return string.format('%.0f', seeded(KEYS[1], KEYS[2]))"
+
+# A push: the next version, stored with the top it pushes (the snapshot's pair) and the
+# lock kept for the interval (KEYS: pv, pvrun, last, tick; ARGV: top JSON, interval ms).
+PUSH = (
+    _SEEDED
+    + """
+local pv = string.format('%.0f', seeded(KEYS[1], KEYS[2]) + 1)
+redis.call('SET', KEYS[1], pv)
+redis.call('SET', KEYS[3], ARGV[1])
+redis.call('SET', KEYS[4], 'push', 'PX', ARGV[2])
+return pv
+"""
+)
+
+# The last push's version and top, unless Redis is not the one that counted them (KEYS:
+# pv, last, pvrun): then the caller reads the board, and PUSH_VERSION starts the count
+# again above it.
+LAST_PUSH = """
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if redis.call('GET', KEYS[3]) ~= server then return false end
+return redis.call('MGET', KEYS[1], KEYS[2])
+"""
 
 
 def push_channel() -> str:
@@ -123,7 +172,7 @@ async def last_push_snapshot() -> str | None:
     push yet, this process's subscription down, Redis failing): the caller then reads
     the board itself.
 
-    The last push's version and top are written together (one MULTI in `_tick`), so the
+    The last push's version and top are written together (one script in `_tick`), so the
     pair is consistent; a change not pushed yet arrives as the next update.
     """
     client = subscriber.reader
@@ -131,11 +180,16 @@ async def last_push_snapshot() -> str | None:
         return None
     keys = _keys()
     try:
-        version, top = await client.mget(keys["pv"], keys["last"])
+        found = await redis_script(client, LAST_PUSH)(
+            keys=[keys["pv"], keys["last"], keys["pvrun"]]
+        )
     except Exception:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("could not read the last push for a snapshot", exc_info=True)
         return None
+    if not found:
+        return None
+    version, top = found
     if version is None or top is None:
         return None
     return (
@@ -151,7 +205,8 @@ def push_version() -> int:
     """The version of the last push: a client that sees a gap after it asks for a snapshot."""
     if settings.EMBEDDED:
         return _local.version
-    return int(_redis().get(_keys()["pv"]) or 0)
+    keys = _keys()
+    return int(redis_script(_redis(), PUSH_VERSION)(keys=[keys["pv"], keys["pvrun"]]))
 
 
 def _changes(top: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -237,11 +292,12 @@ def _tick() -> tuple[str | None, float]:
             client.delete(keys["tick"])
             return None, 0.0
         changes = _changes(top, previous)
-        pipe = client.pipeline(transaction=True)
-        pipe.set(keys["tick"], "push", px=interval_ms)
-        pipe.incr(keys["pv"])
-        pipe.set(keys["last"], json.dumps(top, separators=(",", ":")))
-        version = int(pipe.execute()[1])
+        version = int(
+            redis_script(client, PUSH)(
+                keys=[keys["pv"], keys["pvrun"], keys["last"], keys["tick"]],
+                args=[json.dumps(top, separators=(",", ":")), interval_ms],
+            )
+        )
     metrics.broadcast_lag.observe(max(0.0, time.time() - since))
     text = json.dumps(
         {"type": "leaderboard.update", "entries": top, "changes": changes, "version": version},

@@ -36,7 +36,8 @@ under `<REDIS_KEY_PREFIX>:lb:`:
   g:<gen>:n:<hhhh>  hash     field -> value (see above)
   building          string   the generation being built, while a rebuild runs
   pending           hash     field -> the newest write made while cold or rebuilding
-  v                 string   index version, incremented on every change
+  v                 string   index version: on every change max(v + 1, Redis clock in us)
+  vrun              string   run_id of the Redis process that last checked `v` (see PAGE)
   dirty             string   set when the board changed since the last push (time of change)
   rebuild           string   the rebuild lock (single flight across processes)
 
@@ -70,6 +71,27 @@ _MICROSECOND = timedelta(microseconds=1)
 # Legacy layout (before generations): deleted by the first rebuild.
 _LEGACY_KEYS = ("z", "m", "u", "e")
 
+# The index version never goes backwards, whatever Redis lost: every change sets it to
+# max(v + 1, the Redis clock in microseconds), so a version counted again from zero (a
+# flush) or from an older snapshot (a restart) starts above every version handed out
+# before (at most one change per microsecond keeps it at the clock). Lua numbers are
+# doubles: exact to 2**53, the year 2255 in microseconds; written with '%.0f' because
+# Redis formats a Lua number with 14 digits.
+_BUMP = """
+local function clock_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function bump(key, floor)
+  local v = tonumber(redis.call('GET', key) or '0')
+  local now = math.max(clock_us(), floor or 0)
+  if v < now then v = now else v = v + 1 end
+  local text = string.format('%.0f', v)
+  redis.call('SET', key, text)
+  return text
+end
+"""
+
 # Sets one user's entry in one generation, unless it holds a newer ledger entry.
 _PUT = """
 local function put(generations, gen, field, score, at, entry, name, ranked)
@@ -91,7 +113,8 @@ end
 # per user), which the rebuild applies in the same atomic step that makes it current:
 # so a write that lands while a rebuild runs is never missing from the new generation.
 APPLY = (
-    _PUT
+    _BUMP
+    + _PUT
     + """
 local entry = tonumber(ARGV[4])
 local gen = redis.call('GET', KEYS[1])
@@ -104,7 +127,7 @@ end
 if not gen then return {-1, -1} end
 local applied = put(ARGV[1], gen, ARGV[2], ARGV[3], ARGV[5], entry, ARGV[6], ARGV[7])
 if applied == 1 then
-  redis.call('INCR', KEYS[2])
+  bump(KEYS[2])
   redis.call('SET', KEYS[3], ARGV[8], 'NX')
 end
 -- The user's rank as the index now holds it (0-based; -1 when not on the board), so a
@@ -128,14 +151,24 @@ return {applied, rank or -1}
 # A page of the board, unless the caller already holds it: ARGV[4] is the tag of the
 # copy the caller holds, and an unchanged board answers {2} instead of the page (see
 # `PageMemory`). The tag is the generation, the version and the server's run_id: a
-# Redis that restarted from an older snapshot (or a replica promoted in its place) may
-# count the version up again to one a process already holds, but it runs under another
-# run_id, so a tag from before never matches it (INFO costs Redis about 5 us).
-PAGE = """
+# Redis that restarted from an older snapshot (or a replica promoted in its place) runs
+# under another run_id, so a tag from before never matches it (INFO costs Redis about
+# 5 us). Such a Redis also holds an older version than the one readers were last told:
+# the first read under a new run_id (`vrun` differs) bumps it past the clock, as it does
+# when the version is below ARGV[5], the highest version this process answered while
+# it read PostgreSQL instead (Redis down or cold).
+PAGE = (
+    _BUMP
+    + """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return {0} end
 local version = redis.call('GET', KEYS[2]) or '0'
 local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local floor = tonumber(ARGV[5])
+if redis.call('GET', KEYS[3]) ~= server or tonumber(version) < floor then
+  version = bump(KEYS[2], floor)
+  redis.call('SET', KEYS[3], server)
+end
 local tag = gen .. ':' .. version .. ':' .. server
 if tag == ARGV[4] then return {2} end
 local z = ARGV[1] .. gen .. ':z'
@@ -151,6 +184,7 @@ for i = 1, #items, 2 do
 end
 return {1, items, values, redis.call('ZCARD', z), version, tag}
 """
+)
 
 RANK = """
 local gen = redis.call('GET', KEYS[1])
@@ -169,7 +203,8 @@ return {2, rank, redis.call('ZSCORE', z, member)}
 # generation, or the set is short): then the rebuild fails, and the next cold read
 # starts another one.
 PUBLISH = (
-    _PUT
+    _BUMP
+    + _PUT
     + """
 if redis.call('GET', KEYS[4]) ~= ARGV[2] then return false end
 if redis.call('ZCARD', KEYS[6]) ~= tonumber(ARGV[3]) then return false end
@@ -181,7 +216,7 @@ end
 local old = redis.call('GET', KEYS[1]) or ''
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[4], KEYS[5])
-redis.call('INCR', KEYS[2])
+bump(KEYS[2])
 redis.call('SET', KEYS[3], ARGV[4], 'NX')
 return old
 """
@@ -323,9 +358,9 @@ class PageMemory:
 
     A read sends its tag with the page script, which answers "unchanged" instead of the
     page while the generation and version are the same (every change to the index
-    increments the version; a rebuild makes a new generation) and the same Redis process
-    answers (its run_id, see PAGE: one restored from an older snapshot counts the version
-    up again). So a board read by many clients between two changes costs Redis a
+    raises the version; a rebuild makes a new generation) and the same Redis process
+    answers (its run_id, see PAGE: one restored from an older snapshot holds an older
+    version). So a board read by many clients between two changes costs Redis a
     comparison and this process no decoding, and is never stale. Bounded: past `size`
     pages it starts again from empty. Threads share it: a read uses the page it found
     before its call, which its tag describes.
@@ -347,6 +382,21 @@ class PageMemory:
 page_memory = PageMemory()
 
 
+class VersionFloor:
+    """The highest board version this process answered without the index (from
+    PostgreSQL, while Redis was down or the index cold). Page reads send it, so the
+    index's version is raised above it before a client reads it from the index again."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def answered(self, version: int) -> None:
+        self.value = max(self.value, version)
+
+
+version_floor = VersionFloor()
+
+
 class RedisIndex:
     """The sorted-set index. Every method raises on Redis errors (callers degrade) and
     reads raise `IndexColdError` when there is no complete index to read."""
@@ -354,7 +404,7 @@ class RedisIndex:
     def __init__(self, prefix: str | None = None) -> None:
         self.base = prefix or f"{settings.REDIS_KEY_PREFIX}:lb"
         self.generations = f"{self.base}:g:"
-        names = ("ready", "v", "dirty", "rebuild", "building", "pending")
+        names = ("ready", "v", "vrun", "dirty", "rebuild", "building", "pending")
         self.keys = {name: f"{self.base}:{name}" for name in names}
 
     @cached_property
@@ -477,8 +527,14 @@ class RedisIndex:
         memory_key = (self.base, offset, limit)
         held = page_memory.get(memory_key)
         found = self._script(PAGE)(
-            keys=[k["ready"], k["v"]],
-            args=[self.generations, offset, offset + limit - 1, held.tag if held else b""],
+            keys=[k["ready"], k["v"], k["vrun"]],
+            args=[
+                self.generations,
+                offset,
+                offset + limit - 1,
+                held.tag if held else b"",
+                version_floor.value,
+            ],
         )
         if found[0] == 0:
             raise IndexColdError

@@ -265,16 +265,24 @@ def test_it_keeps_action_types_for_a_moment_then_reads_them_again(
     click, settings, django_assert_num_queries
 ) -> None:  # type: ignore[no-untyped-def]
     from actions.models import ActionType
-    from actions.services import action_types
+    from actions.services import ActionGeneration, action_types
 
     settings.ACTION_TYPE_CACHE_SECONDS = 0.3
+    generation = ActionGeneration(value=b"g1", known=True)
     with django_assert_num_queries(1):
-        assert action_types.get("click").reward == 5
-        assert action_types.get("click").reward == 5
-    ActionType.objects.filter(pk="click").update(reward=7)  # another process's change
+        assert action_types.get("click", generation=generation).reward == 5
+        assert action_types.get("click", generation=generation).reward == 5
+    # A change whose generation never reached Redis: seen after the lifetime.
+    ActionType.objects.filter(pk="click").update(reward=7)
     time.sleep(0.35)
     with django_assert_num_queries(1):
-        assert action_types.get("click").reward == 7
+        assert action_types.get("click", generation=generation).reward == 7
+    ActionType.objects.filter(pk="click").update(reward=9)
+    with django_assert_num_queries(1):  # a new generation: read again at once
+        assert action_types.get("click", generation=ActionGeneration(b"g2", True)).reward == 9
+    with django_assert_num_queries(2):  # no generation (Redis failing): every time
+        assert action_types.get("click", generation=ActionGeneration()).reward == 9
+        assert action_types.get("click", generation=ActionGeneration()).reward == 9
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,54 @@ def test_a_newcomer_completes_actions_on_the_embedded_default(tmp_path: Path) ->
     assert out["reached_equals_entry"] is True
     assert out["audited"] == 3
     assert out["board"] == [["newcomer", 20]]
+
+
+DEACTIVATE = r"""
+import json, os, subprocess, sys, django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.test import Client
+from actions.models import ActionType
+ActionType.objects.create(id="exploit", name="Exploit", reward=5)
+client = Client(HTTP_HOST="127.0.0.1")
+def post(path, body, token=None):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    r = client.post(path, json.dumps(body), content_type="application/json", **headers)
+    return r.status_code, r.json()
+login = {"username": "newcomer", "password": "a-Long-passw0rd!"}
+post("/api/v1/auth/register/", {**login, "email": "n@example.com"})
+token = post("/api/v1/auth/token/", login)[1]["access"]
+for _ in range(2):  # the second start is answered from the action types kept
+    status, started = post("/api/v1/actions/exploit/start/", {}, token)
+subprocess.run(
+    [sys.executable, "manage.py", "create_action_type", "--id", "exploit", "--name", "Exploit",
+     "--reward", "5", "--inactive"],
+    check=True, capture_output=True, env=os.environ,
+)
+body = {"actionId": "exploit", "actionToken": started["actionToken"]}
+status, body = post("/api/v1/actions/complete/", body, token)
+print(json.dumps([status, body.get("error", {}).get("code")]))
+"""
+
+
+def test_a_deactivation_from_the_command_line_holds_at_once_on_the_embedded_default(
+    tmp_path: Path,
+) -> None:
+    done = run_django(
+        ["-c", DEACTIVATE],
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 50,
+            "JWT_SIGNING_KEY": "y" * 50,
+            "REDIS_URL": "",
+            "CELERY_BROKER_URL": None,
+            "CELERY_TASK_ALWAYS_EAGER": None,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "ACTION_TYPE_CACHE_SECONDS": "300",
+            "FRAUD_RULE_WEIGHTS": "new_account=0,duplicate_completion=0",
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [409, "action_inactive"]

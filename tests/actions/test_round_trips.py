@@ -27,11 +27,13 @@ def test_a_completion_makes_three_redis_round_trips(
     response = complete(client, "click", token)
     assert response.status_code == 200, response.content
     assert response.json()["rank"] == 1
-    # the account state; the rate limits with the fraud signals; everything after commit
+    # the account state; the rate limits with the fraud signals and the action types'
+    # generation; everything after commit
     assert len(redis_calls) == 3, redis_calls
     assert redis_calls[1].split() == [
         *("SET", "INCRBY", "SET", "INCRBY"),
         *("LRANGE", "ZADD", "ZREMRANGEBYSCORE", "ZCARD", "EXPIRE", "GET"),
+        "GET",
     ]
     after_commit = redis_calls[-1].split()
     # the index write (with its wake-up and me.update), the audit record, the fraud memory

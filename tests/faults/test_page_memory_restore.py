@@ -1,9 +1,11 @@
-"""Redis restarts from an older snapshot while a process holds board pages: the version
-counts up again to one the process holds, and the next read still answers the board
-Redis now has, not the page from before the restart."""
+"""Redis restarts from an older snapshot while a process holds board pages: the next
+read answers the board Redis now has, not the page from before the restart, at a version
+above every one answered before it."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -47,11 +49,46 @@ def test_a_page_held_from_before_a_restart_is_not_answered_after_it(restartable_
 
     restartable_redis.stop()  # killed: bob's write is not in the snapshot
     restartable_redis.start()
-    assert RedisIndex().version() == held_version - 1
-    ledger_award(user_id=alice.pk, delta=1)  # counts the version up to the held one
-    assert RedisIndex().version() == held_version
+    assert RedisIndex().version() < held_version  # the snapshot's
+    ledger_award(user_id=alice.pk, delta=1)
 
     # The index as Redis now holds it (bob's points come back with the reconciler).
-    assert board() == [("alice", 11)]
+    page = selectors.leaderboard_page(offset=0, limit=10)
+    assert [(e["username"], e["score"]) for e in page["entries"]] == [("alice", 11)]
+    assert page["version"] > held_version
     services.leaderboard_reconcile()
     assert board() == [("bob", 20), ("alice", 11)]
+
+
+def test_a_read_after_a_restart_answers_a_version_above_the_one_before(restartable_redis) -> None:  # type: ignore[no-untyped-def]
+    alice = UserFactory(username="alice")
+    services.leaderboard_rebuild()
+    ledger_award(user_id=alice.pk, delta=10)
+    restartable_redis.client().save()
+    ledger_award(user_id=alice.pk, delta=10)
+    before = selectors.leaderboard_page(offset=0, limit=10)["version"]
+
+    restartable_redis.stop()
+    restartable_redis.start()  # nothing written since: the snapshot's version stands
+    assert RedisIndex().version() < before
+    after = selectors.leaderboard_page(offset=0, limit=10)
+    assert after["version"] > before
+    assert selectors.leaderboard_page(offset=0, limit=10)["version"] == after["version"]
+
+
+def test_the_version_read_after_redis_stalled_is_above_the_one_answered_meanwhile(
+    restartable_redis,
+) -> None:  # type: ignore[no-untyped-def]
+    alice = UserFactory(username="alice")
+    services.leaderboard_rebuild()
+    ledger_award(user_id=alice.pk, delta=10)
+    before = selectors.leaderboard_page(offset=0, limit=10)["version"]
+    assert restartable_redis.proc is not None
+    os.kill(restartable_redis.proc.pid, signal.SIGSTOP)  # stalls: reads fall back
+    try:
+        during = selectors.leaderboard_page(offset=0, limit=10)
+    finally:
+        os.kill(restartable_redis.proc.pid, signal.SIGCONT)
+    assert during["entries"][0]["score"] == 10  # from PostgreSQL
+    after = selectors.leaderboard_page(offset=0, limit=10)["version"]
+    assert before < during["version"] < after

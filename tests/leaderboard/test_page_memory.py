@@ -57,13 +57,14 @@ def test_it_sends_a_page_only_when_the_board_changed(decoded) -> None:  # type: 
 def test_the_script_answers_unchanged_to_the_tag_it_last_sent() -> None:
     ledger_award(user_id=UserFactory(username="alice").pk, delta=3)
     index = RedisIndex()
-    keys, args = [index.keys["ready"], index.keys["v"]], [index.generations, 0, 9]
-    page = index._script(PAGE)(keys=keys, args=[*args, b""])
+    keys = [index.keys["ready"], index.keys["v"], index.keys["vrun"]]
+    args = [index.generations, 0, 9]
+    page = index._script(PAGE)(keys=keys, args=[*args, b"", 0])
     assert page[0] == 1
     tag = page[5]
-    assert index._script(PAGE)(keys=keys, args=[*args, tag]) == [2]
+    assert index._script(PAGE)(keys=keys, args=[*args, tag, 0]) == [2]
     ledger_award(user_id=User.objects.get(username="alice").pk, delta=1)
-    assert index._script(PAGE)(keys=keys, args=[*args, tag])[0] == 1
+    assert index._script(PAGE)(keys=keys, args=[*args, tag, 0])[0] == 1
 
 
 def test_it_answers_each_page_and_total_of_its_own() -> None:
