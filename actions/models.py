@@ -80,13 +80,23 @@ class Completion(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The first response to a request with an Idempotency-Key, replayed for retries."""
+    """The first response to a request with an Idempotency-Key, replayed for retries, and
+    the completion that request stored."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.JSONField(null=True)
+    # Written in the completion's own transaction (the foreign key is checked at commit):
+    # a retry whose first response was never stored still learns the outcome from it.
+    completion = models.OneToOneField(
+        Completion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="idempotency_record",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

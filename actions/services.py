@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -128,12 +129,34 @@ def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReusedError()
     if record.response_status is None:
-        raise IdempotencyInProgressError()
+        if record.completion_id is None:
+            raise IdempotencyInProgressError()
+        # The completion committed but its response was never stored (the connection
+        # broke after COMMIT, or the request died): it is rebuilt from the completion.
+        completion = Completion.objects.select_related("score_entry").get(pk=record.completion_id)
+        body = _completion_body(completion, rank=leaderboard_rank_of(user_id=user.pk))
+        IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True).update(
+            response_status=200, response_body=body
+        )
+        return CompletionOutcome(status=200, body=body, headers={"Idempotent-Replayed": "true"})
     return CompletionOutcome(
         status=record.response_status,
         body=record.response_body,
         headers={"Idempotent-Replayed": "true"},
     )
+
+
+def _completion_body(completion: Completion, *, rank: int | None) -> dict[str, Any]:
+    """The 200 response to an accepted completion."""
+    return {
+        "success": True,
+        "completionId": str(completion.pk),
+        "actionId": completion.action_id,
+        "delta": completion.delta,
+        "newScore": completion.score_entry.score_after,
+        "rank": rank,
+        "flagged": completion.flagged,
+    }
 
 
 def _rate_limit(user: User, ip: str | None) -> list[RateDecision]:
@@ -286,19 +309,16 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         )
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
-    body = {
-        "success": True,
-        "completionId": str(completion.pk),
-        "actionId": action.pk,
-        "delta": completion.delta,
-        "newScore": completion.score_entry.score_after,
-        "rank": _rank_after(completion.score_entry, user),
-        "flagged": completion.flagged,
-    }
+    body = _completion_body(completion, rank=_rank_after(completion.score_entry, user))
     if request.idempotency_key:
-        IdempotencyRecord.objects.filter(user_id=user.pk, key=request.idempotency_key).update(
-            response_status=200, response_body=body
-        )
+        try:
+            IdempotencyRecord.objects.filter(user_id=user.pk, key=request.idempotency_key).update(
+                response_status=200, response_body=body
+            )
+        except DatabaseError:
+            # The completion is committed: the client hears so. A retry rebuilds this
+            # response from the completion the key names.
+            logger.warning("could not store the response of completion %s", completion.pk)
     return CompletionOutcome(status=200, body=body, headers=rate_headers)
 
 
@@ -365,11 +385,18 @@ def _accept(
 ) -> Completion:
     """The completion's one transaction: claim, lock, check, award, record."""
     user, ip, user_agent = request.user, request.ip, request.user_agent
+    # The key is claimed first (a twin request waits on it, then replays) and names the
+    # completion this transaction stores, so a retry learns the outcome even if the
+    # response is never stored.
+    completion_id = uuid.uuid4()
     if request.idempotency_key:
         try:
             with transaction.atomic():
                 IdempotencyRecord.objects.create(
-                    user_id=user.pk, key=request.idempotency_key, request_hash=request.fingerprint
+                    user_id=user.pk,
+                    key=request.idempotency_key,
+                    request_hash=request.fingerprint,
+                    completion_id=completion_id,
                 )
         except IntegrityError as exc:
             raise _IdempotencyRaceError() from exc
@@ -399,6 +426,7 @@ def _accept(
     # The nonce's unique key backs up the check above; a violation aborts the whole
     # transaction and becomes token_replayed in completion_submit.
     completion = Completion.objects.create(
+        id=completion_id,
         user_id=user.pk,
         action=action,
         nonce=token.nonce,
