@@ -183,12 +183,12 @@ def test_a_black_holed_postgres_gets_503_within_seconds_and_retries_learn_the_ou
     assert seen.statuses[503] > 0, "the black hole was not seen"
     assert set(seen.codes) <= {"service_unavailable"}, dict(seen.codes)
     # /readyz: 503 naming the database while it is silent, each answer within its budget.
-    assert probes and all(status for _, _, status, _ in probes), "a readiness probe hung"
+    assert probes
+    assert all(status for _, _, status, _ in probes), "a readiness probe hung"
     assert max(elapsed for _, elapsed, _, _ in probes) < READYZ_WITHIN, probes
-    silent = [body for at, _, status, body in probes if hole_start + 1 < at < hole_end - 3]
-    assert silent and all(body["error"]["details"]["down"] == ["database"] for body in silent), (
-        silent
-    )
+    silent = [body for at, _, _, body in probes if hole_start + 1 < at < hole_end - 3]
+    assert silent
+    assert all(body["error"]["details"]["down"] == ["database"] for body in silent), silent
 
     # After the black hole: each completion whose outcome the client did not hear is
     # retried with its key (a few times: the servers reconnect first).
