@@ -106,3 +106,14 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.key}"
+
+
+class AuditBackfillCursor(models.Model):
+    """How far the completion audit backfill has seen every completion with its record:
+    the next run scans from here (less an overlap for late commits), not all history."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    position = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position:%Y-%m-%d %H:%M:%S}"

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -30,7 +31,7 @@ from actions.errors import (
     TokenReplayedError,
     TooEarlyError,
 )
-from actions.models import ActionType, Completion, IdempotencyRecord
+from actions.models import ActionType, AuditBackfillCursor, Completion, IdempotencyRecord
 from actions.tokens import ActionToken, action_token_issue, action_token_verify, token_hash
 from fraud.audit import audit_record
 from fraud.services import (
@@ -468,31 +469,78 @@ def _accept(
     return completion
 
 
-def completion_audit_backfill(*, older_than_seconds: float = 60.0, days: int = 2) -> int:
-    """Write the accepted-audit record of every recent completion that has none.
+_BACKFILL_CURSOR = "completion.accepted"
+
+
+def completion_audit_backfill(
+    *,
+    older_than_seconds: float | None = None,
+    batch: int | None = None,
+    budget_seconds: float | None = None,
+    on_more: Callable[[], None] | None = None,
+) -> int:
+    """Write the accepted-audit record of every completion that has none; the number
+    written.
 
     The record is queued after commit; when the broker is down, or loses its queue (a
-    Redis restarted without persistence), the task never runs. The completion row holds
+    Redis restarted without persistence), it is never written. The completion row holds
     what the record needs. Idempotent: the record's unique `event_key` is the task's own,
-    so a late delivery of the original task writes nothing more.
+    so a late delivery of the original task (or a second backfill) writes nothing more.
+
+    Scans the completions older than AUDIT_BACKFILL_AGE_SECONDS (the outbox's own drain
+    writes theirs first) from a durable cursor, less AUDIT_BACKFILL_OVERLAP_SECONDS for
+    transactions that committed late, in batches of AUDIT_BACKFILL_BATCH, for at most
+    AUDIT_BACKFILL_RUN_SECONDS; `on_more` is called if it stopped with more to write.
+    The cursor moves only past completions that all have their record.
     """
     from fraud.models import AuditEvent
 
+    age = settings.AUDIT_BACKFILL_AGE_SECONDS if older_than_seconds is None else older_than_seconds
+    size = batch or settings.AUDIT_BACKFILL_BATCH
+    budget = settings.AUDIT_BACKFILL_RUN_SECONDS if budget_seconds is None else budget_seconds
+    began = time.monotonic()
     now = timezone.now()
-    missing = (
-        Completion.objects.filter(
-            created_at__lt=now - timedelta(seconds=older_than_seconds),
-            created_at__gte=now - timedelta(days=days),
-        )
-        .exclude(
-            Exists(
-                AuditEvent.objects.filter(
-                    completion_id=OuterRef("pk"), kind=AuditEvent.Kind.COMPLETION_ACCEPTED
+    upto = now - timedelta(seconds=age)
+    cursor = AuditBackfillCursor.objects.filter(name=_BACKFILL_CURSOR).first()
+    since = (
+        cursor.position - timedelta(seconds=settings.AUDIT_BACKFILL_OVERLAP_SECONDS)
+        if cursor is not None
+        else now - timedelta(days=settings.AUDIT_BACKFILL_FIRST_DAYS)
+    )
+    written = 0
+    while True:
+        # NOT EXISTS on the audit trail's completion index, along the completions'
+        # created_at index: each batch starts at the oldest completion still missing.
+        missing = list(
+            Completion.objects.filter(created_at__gte=since, created_at__lt=upto)
+            .exclude(
+                Exists(
+                    AuditEvent.objects.filter(
+                        completion_id=OuterRef("pk"), kind=AuditEvent.Kind.COMPLETION_ACCEPTED
+                    )
                 )
             )
+            .order_by("created_at")[:size]
         )
-        .order_by("created_at")[:1000]
-    )
+        if missing:
+            written += _backfill_write(missing)
+            since = missing[-1].created_at
+        if len(missing) < size:
+            _backfill_cursor_advance(upto)
+            break
+        _backfill_cursor_advance(since)
+        if time.monotonic() - began >= budget:
+            if on_more is not None:
+                on_more()
+            break
+    if written:
+        logger.warning("wrote %d missing completion audit records", written)
+    return written
+
+
+def _backfill_write(completions: list[Completion]) -> int:
+    from fraud.models import AuditEvent
+
     records = [
         AuditEvent(
             kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
@@ -509,12 +557,20 @@ def completion_audit_backfill(*, older_than_seconds: float = 60.0, days: int = 2
             },
             event_key=f"completion.accepted:{c.pk}",
         )
-        for c in missing
+        for c in completions
     ]
-    created = AuditEvent.objects.bulk_create(records, ignore_conflicts=True)
-    if records:
-        logger.warning("wrote %d missing completion audit records", len(records))
-    return len(created)
+    return len(AuditEvent.objects.bulk_create(records, ignore_conflicts=True))
+
+
+def _backfill_cursor_advance(position: datetime) -> None:
+    """Move the cursor forward to `position` (never back: runs may overlap)."""
+    moved = AuditBackfillCursor.objects.filter(name=_BACKFILL_CURSOR, position__lt=position).update(
+        position=position
+    )
+    if not moved:
+        AuditBackfillCursor.objects.get_or_create(
+            name=_BACKFILL_CURSOR, defaults={"position": position}
+        )
 
 
 def idempotency_expire() -> int:

@@ -494,9 +494,20 @@ CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
 }
 # A completion's audit record is queued after commit; a broker outage can lose it. This
 # writes the missing ones from the completion rows (idempotent, on the task's own key).
+# The bound (SPEC: within 2 minutes of the broker and a worker being back) is
+# AGE + SECONDS + RUN_SECONDS = 15 + 15 + 30 = 60 s; docs/fraud.md has the arithmetic.
+AUDIT_BACKFILL_SECONDS = env.float("AUDIT_BACKFILL_SECONDS", default=15.0)
+AUDIT_BACKFILL_AGE_SECONDS = env.float("AUDIT_BACKFILL_AGE_SECONDS", default=15.0)
+AUDIT_BACKFILL_BATCH = env.int("AUDIT_BACKFILL_BATCH", default=1000)
+AUDIT_BACKFILL_RUN_SECONDS = env.float("AUDIT_BACKFILL_RUN_SECONDS", default=30.0)
+# The cursor is moved back this much on each run, for completions that committed late
+# (a transaction is bounded by the database timeouts above to far less).
+AUDIT_BACKFILL_OVERLAP_SECONDS = env.float("AUDIT_BACKFILL_OVERLAP_SECONDS", default=300.0)
+# With no cursor yet (a new deployment), how far back the first run looks.
+AUDIT_BACKFILL_FIRST_DAYS = env.int("AUDIT_BACKFILL_FIRST_DAYS", default=2)
 CELERY_BEAT_SCHEDULE["completion-audit-backfill"] = {
     "task": "actions.completion_audit_backfill",
-    "schedule": 60.0,
+    "schedule": AUDIT_BACKFILL_SECONDS,
 }
 
 # The completion audit trail: queued in Redis, written by Celery in batches (fraud.audit).
