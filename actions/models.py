@@ -80,13 +80,23 @@ class Completion(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """The first response to a request with an Idempotency-Key, replayed for retries."""
+    """The first response to a request with an Idempotency-Key, replayed for retries, and
+    the completion that request stored."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True)
     response_body = models.JSONField(null=True)
+    # Written in the completion's own transaction (the foreign key is checked at commit):
+    # a retry whose first response was never stored still learns the outcome from it.
+    completion = models.OneToOneField(
+        Completion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="idempotency_record",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -96,3 +106,14 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.key}"
+
+
+class AuditBackfillCursor(models.Model):
+    """How far the completion audit backfill has seen every completion with its record:
+    the next run scans from here (less an overlap for late commits), not all history."""
+
+    name = models.CharField(primary_key=True, max_length=64)
+    position = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position:%Y-%m-%d %H:%M:%S}"

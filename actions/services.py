@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -30,7 +31,7 @@ from actions.errors import (
     TokenReplayedError,
     TooEarlyError,
 )
-from actions.models import ActionType, Completion, IdempotencyRecord
+from actions.models import ActionType, AuditBackfillCursor, Completion, IdempotencyRecord
 from actions.tokens import ActionToken, action_token_issue, action_token_verify, token_hash
 from fraud.audit import audit_record
 from fraud.services import (
@@ -194,12 +195,34 @@ def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
     if record.request_hash != fingerprint:
         raise IdempotencyKeyReusedError()
     if record.response_status is None:
-        raise IdempotencyInProgressError()
+        if record.completion_id is None:
+            raise IdempotencyInProgressError()
+        # The completion committed but its response was never stored (the connection
+        # broke after COMMIT, or the request died): it is rebuilt from the completion.
+        completion = Completion.objects.select_related("score_entry").get(pk=record.completion_id)
+        body = _completion_body(completion, rank=leaderboard_rank_of(user_id=user.pk))
+        IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True).update(
+            response_status=200, response_body=body
+        )
+        return CompletionOutcome(status=200, body=body, headers={"Idempotent-Replayed": "true"})
     return CompletionOutcome(
         status=record.response_status,
         body=record.response_body,
         headers={"Idempotent-Replayed": "true"},
     )
+
+
+def _completion_body(completion: Completion, *, rank: int | None) -> dict[str, Any]:
+    """The 200 response to an accepted completion."""
+    return {
+        "success": True,
+        "completionId": str(completion.pk),
+        "actionId": completion.action_id,
+        "delta": completion.delta,
+        "newScore": completion.score_entry.score_after,
+        "rank": rank,
+        "flagged": completion.flagged,
+    }
 
 
 def _rate_limit(user: User, ip: str | None) -> list[RateDecision]:
@@ -353,19 +376,16 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         )
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
-    body = {
-        "success": True,
-        "completionId": str(completion.pk),
-        "actionId": action.pk,
-        "delta": completion.delta,
-        "newScore": completion.score_entry.score_after,
-        "rank": _rank_after(completion.score_entry, user),
-        "flagged": completion.flagged,
-    }
+    body = _completion_body(completion, rank=_rank_after(completion.score_entry, user))
     if request.idempotency_key:
-        IdempotencyRecord.objects.filter(user_id=user.pk, key=request.idempotency_key).update(
-            response_status=200, response_body=body
-        )
+        try:
+            IdempotencyRecord.objects.filter(user_id=user.pk, key=request.idempotency_key).update(
+                response_status=200, response_body=body
+            )
+        except DatabaseError:
+            # The completion is committed: the client hears so. A retry rebuilds this
+            # response from the completion the key names.
+            logger.warning("could not store the response of completion %s", completion.pk)
     return CompletionOutcome(status=200, body=body, headers=rate_headers)
 
 
@@ -432,11 +452,18 @@ def _accept(
 ) -> Completion:
     """The completion's one transaction: claim, lock, check, award, record."""
     user, ip, user_agent = request.user, request.ip, request.user_agent
+    # The key is claimed first (a twin request waits on it, then replays) and names the
+    # completion this transaction stores, so a retry learns the outcome even if the
+    # response is never stored.
+    completion_id = uuid.uuid4()
     if request.idempotency_key:
         try:
             with transaction.atomic():
                 IdempotencyRecord.objects.create(
-                    user_id=user.pk, key=request.idempotency_key, request_hash=request.fingerprint
+                    user_id=user.pk,
+                    key=request.idempotency_key,
+                    request_hash=request.fingerprint,
+                    completion_id=completion_id,
                 )
         except IntegrityError as exc:
             raise _IdempotencyRaceError() from exc
@@ -466,6 +493,7 @@ def _accept(
     # The nonce's unique key backs up the check above; a violation aborts the whole
     # transaction and becomes token_replayed in completion_submit.
     completion = Completion.objects.create(
+        id=completion_id,
         user_id=user.pk,
         action=action,
         nonce=token.nonce,
@@ -507,31 +535,78 @@ def _accept(
     return completion
 
 
-def completion_audit_backfill(*, older_than_seconds: float = 60.0, days: int = 2) -> int:
-    """Write the accepted-audit record of every recent completion that has none.
+_BACKFILL_CURSOR = "completion.accepted"
+
+
+def completion_audit_backfill(
+    *,
+    older_than_seconds: float | None = None,
+    batch: int | None = None,
+    budget_seconds: float | None = None,
+    on_more: Callable[[], None] | None = None,
+) -> int:
+    """Write the accepted-audit record of every completion that has none; the number
+    written.
 
     The record is queued after commit; when the broker is down, or loses its queue (a
-    Redis restarted without persistence), the task never runs. The completion row holds
+    Redis restarted without persistence), it is never written. The completion row holds
     what the record needs. Idempotent: the record's unique `event_key` is the task's own,
-    so a late delivery of the original task writes nothing more.
+    so a late delivery of the original task (or a second backfill) writes nothing more.
+
+    Scans the completions older than AUDIT_BACKFILL_AGE_SECONDS (the outbox's own drain
+    writes theirs first) from a durable cursor, less AUDIT_BACKFILL_OVERLAP_SECONDS for
+    transactions that committed late, in batches of AUDIT_BACKFILL_BATCH, for at most
+    AUDIT_BACKFILL_RUN_SECONDS; `on_more` is called if it stopped with more to write.
+    The cursor moves only past completions that all have their record.
     """
     from fraud.models import AuditEvent
 
+    age = settings.AUDIT_BACKFILL_AGE_SECONDS if older_than_seconds is None else older_than_seconds
+    size = batch or settings.AUDIT_BACKFILL_BATCH
+    budget = settings.AUDIT_BACKFILL_RUN_SECONDS if budget_seconds is None else budget_seconds
+    began = time.monotonic()
     now = timezone.now()
-    missing = (
-        Completion.objects.filter(
-            created_at__lt=now - timedelta(seconds=older_than_seconds),
-            created_at__gte=now - timedelta(days=days),
-        )
-        .exclude(
-            Exists(
-                AuditEvent.objects.filter(
-                    completion_id=OuterRef("pk"), kind=AuditEvent.Kind.COMPLETION_ACCEPTED
+    upto = now - timedelta(seconds=age)
+    cursor = AuditBackfillCursor.objects.filter(name=_BACKFILL_CURSOR).first()
+    since = (
+        cursor.position - timedelta(seconds=settings.AUDIT_BACKFILL_OVERLAP_SECONDS)
+        if cursor is not None
+        else now - timedelta(days=settings.AUDIT_BACKFILL_FIRST_DAYS)
+    )
+    written = 0
+    while True:
+        # NOT EXISTS on the audit trail's completion index, along the completions'
+        # created_at index: each batch starts at the oldest completion still missing.
+        missing = list(
+            Completion.objects.filter(created_at__gte=since, created_at__lt=upto)
+            .exclude(
+                Exists(
+                    AuditEvent.objects.filter(
+                        completion_id=OuterRef("pk"), kind=AuditEvent.Kind.COMPLETION_ACCEPTED
+                    )
                 )
             )
+            .order_by("created_at")[:size]
         )
-        .order_by("created_at")[:1000]
-    )
+        if missing:
+            written += _backfill_write(missing)
+            since = missing[-1].created_at
+        if len(missing) < size:
+            _backfill_cursor_advance(upto)
+            break
+        _backfill_cursor_advance(since)
+        if time.monotonic() - began >= budget:
+            if on_more is not None:
+                on_more()
+            break
+    if written:
+        logger.warning("wrote %d missing completion audit records", written)
+    return written
+
+
+def _backfill_write(completions: list[Completion]) -> int:
+    from fraud.models import AuditEvent
+
     records = [
         AuditEvent(
             kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
@@ -548,12 +623,20 @@ def completion_audit_backfill(*, older_than_seconds: float = 60.0, days: int = 2
             },
             event_key=f"completion.accepted:{c.pk}",
         )
-        for c in missing
+        for c in completions
     ]
-    created = AuditEvent.objects.bulk_create(records, ignore_conflicts=True)
-    if records:
-        logger.warning("wrote %d missing completion audit records", len(records))
-    return len(created)
+    return len(AuditEvent.objects.bulk_create(records, ignore_conflicts=True))
+
+
+def _backfill_cursor_advance(position: datetime) -> None:
+    """Move the cursor forward to `position` (never back: runs may overlap)."""
+    moved = AuditBackfillCursor.objects.filter(name=_BACKFILL_CURSOR, position__lt=position).update(
+        position=position
+    )
+    if not moved:
+        AuditBackfillCursor.objects.get_or_create(
+            name=_BACKFILL_CURSOR, defaults={"position": position}
+        )
 
 
 def idempotency_expire() -> int:

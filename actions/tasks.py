@@ -12,5 +12,6 @@ def idempotency_expire() -> int:
 
 @shared_task(name="actions.completion_audit_backfill", ignore_result=True)
 def completion_audit_backfill() -> int:
-    """Write the audit records that a broker outage lost (idempotent)."""
-    return _backfill()
+    """Write the audit records that a broker outage lost (idempotent); a run that stops
+    with more to write queues the next at once, not at the beat's next tick."""
+    return _backfill(on_more=completion_audit_backfill.delay)

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from scoreboard.dbwait import BoundedConnection  # no models; connects its signal receiver
 from scoreboard.logs import logging_config  # imports nothing of Django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -160,6 +161,8 @@ if DB_IS_POSTGRES and SERVER_ROLE == "asgi":
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
+        # Every wait of a pooled connection bounded too (scoreboard.dbwait).
+        "connection_class": BoundedConnection,
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -167,8 +170,44 @@ else:
     # database. Off: after PostgreSQL restarts, each worker's first query fails (503
     # service_unavailable, which clients retry) and Django drops that connection.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
+# A PostgreSQL that stalls or drops packets: every wait bounded (docs/operations.md).
+# The server cancels a statement, a lock wait or an idle open transaction; the kernel
+# drops a connection whose packets go unanswered (keepalives, tcp_user_timeout); the
+# client gives up on a server that answers nothing (DB_CLIENT_TIMEOUT_SECONDS).
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", default=3)
+DB_STATEMENT_TIMEOUT_MS = env.int("DB_STATEMENT_TIMEOUT_MS", default=5000)
+DB_LOCK_TIMEOUT_MS = env.int("DB_LOCK_TIMEOUT_MS", default=3000)
+DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=15000)
+DB_KEEPALIVES_IDLE = env.int("DB_KEEPALIVES_IDLE", default=5)
+DB_KEEPALIVES_INTERVAL = env.int("DB_KEEPALIVES_INTERVAL", default=2)
+DB_KEEPALIVES_COUNT = env.int("DB_KEEPALIVES_COUNT", default=3)
+DB_TCP_USER_TIMEOUT_MS = env.int("DB_TCP_USER_TIMEOUT_MS", default=6000)
+# 0 turns the client's own bound off; the default outlasts the statement timeout.
+DB_CLIENT_TIMEOUT_SECONDS = env.float(
+    "DB_CLIENT_TIMEOUT_SECONDS", default=DB_STATEMENT_TIMEOUT_MS / 1000 + 1
+)
+# /readyz waits this long for PostgreSQL's answer before it reports the database down.
+READINESS_DB_TIMEOUT_SECONDS = env.float("READINESS_DB_TIMEOUT_SECONDS", default=2.0)
 if DB_IS_POSTGRES:
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    _server_limits = " ".join(
+        f"-c {name}={value}"
+        for name, value in (
+            ("statement_timeout", DB_STATEMENT_TIMEOUT_MS),
+            ("lock_timeout", DB_LOCK_TIMEOUT_MS),
+            ("idle_in_transaction_session_timeout", DB_IDLE_IN_TRANSACTION_TIMEOUT_MS),
+        )
+    )
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} {_server_limits}".strip()
+    for _name, _value in (
+        ("connect_timeout", DB_CONNECT_TIMEOUT),
+        ("keepalives", 1),
+        ("keepalives_idle", DB_KEEPALIVES_IDLE),
+        ("keepalives_interval", DB_KEEPALIVES_INTERVAL),
+        ("keepalives_count", DB_KEEPALIVES_COUNT),
+        ("tcp_user_timeout", DB_TCP_USER_TIMEOUT_MS),
+    ):
+        _options.setdefault(_name, _value)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -459,9 +498,20 @@ CELERY_BEAT_SCHEDULE["idempotency-expire"] = {
 }
 # A completion's audit record is queued after commit; a broker outage can lose it. This
 # writes the missing ones from the completion rows (idempotent, on the task's own key).
+# The bound (SPEC: within 2 minutes of the broker and a worker being back) is
+# AGE + SECONDS + RUN_SECONDS = 15 + 15 + 30 = 60 s; docs/fraud.md has the arithmetic.
+AUDIT_BACKFILL_SECONDS = env.float("AUDIT_BACKFILL_SECONDS", default=15.0)
+AUDIT_BACKFILL_AGE_SECONDS = env.float("AUDIT_BACKFILL_AGE_SECONDS", default=15.0)
+AUDIT_BACKFILL_BATCH = env.int("AUDIT_BACKFILL_BATCH", default=1000)
+AUDIT_BACKFILL_RUN_SECONDS = env.float("AUDIT_BACKFILL_RUN_SECONDS", default=30.0)
+# The cursor is moved back this much on each run, for completions that committed late
+# (a transaction is bounded by the database timeouts above to far less).
+AUDIT_BACKFILL_OVERLAP_SECONDS = env.float("AUDIT_BACKFILL_OVERLAP_SECONDS", default=300.0)
+# With no cursor yet (a new deployment), how far back the first run looks.
+AUDIT_BACKFILL_FIRST_DAYS = env.int("AUDIT_BACKFILL_FIRST_DAYS", default=2)
 CELERY_BEAT_SCHEDULE["completion-audit-backfill"] = {
     "task": "actions.completion_audit_backfill",
-    "schedule": 60.0,
+    "schedule": AUDIT_BACKFILL_SECONDS,
 }
 
 # The completion audit trail: queued in Redis, written by Celery in batches (fraud.audit).

@@ -1,5 +1,12 @@
 """A TCP proxy the test controls, in front of PostgreSQL: `cut()` drops every open
-connection and refuses new ones until `restore()`."""
+connection and refuses new ones until `restore()`; `blackhole()` silences every open
+connection for good and accepts new ones into silence until `restore()`.
+
+A silenced connection stays open on both sides and forwards no byte either way, ever, with
+no reset or close passed on: what a peer sends is dropped, as by a firewall or NAT that lost
+the connection's state, or a server host that vanished from the network. Only the client's
+own timeouts end it (the server's side lingers, as it would, until the proxy stops).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._cut = threading.Event()
+        self._holed = threading.Event()
+        self._silenced: list[threading.Event] = []
+        self._silent: list[socket.socket] = []
         self._stopping = threading.Event()
         self.accepted = 0
         self._thread = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
@@ -39,13 +49,22 @@ class TcpProxy:
         self._cut.set()
         self._close_all()
 
+    def blackhole(self) -> None:
+        """Silence every open connection for good, and new ones until `restore()`."""
+        self._holed.set()
+        with self._lock:
+            for silenced in self._silenced:
+                silenced.set()
+
     def restore(self) -> None:
         self._cut.clear()
+        self._holed.clear()
 
     def _close_all(self) -> None:
         with self._lock:
             pairs, self._pairs = self._pairs, []
-        for pair in pairs:
+            silent, self._silent = self._silent, []
+        for pair in [*pairs, silent]:
             for sock in pair:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
@@ -63,6 +82,10 @@ class TcpProxy:
             if self._cut.is_set():
                 client.close()
                 continue
+            if self._holed.is_set():
+                with self._lock:
+                    self._silent.append(client)  # held open, never read
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=3)
             except OSError:
@@ -70,18 +93,26 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             client.settimeout(None)
+            silenced = threading.Event()
             with self._lock:
                 self._pairs.append((client, upstream))
+                self._silenced.append(silenced)
                 self.accepted += 1
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, upstream, silenced), daemon=True
+            ).start()
 
-    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+    def _pump(self, a: socket.socket, b: socket.socket, silenced: threading.Event) -> None:
         sel = selectors.DefaultSelector()
         sel.register(a, selectors.EVENT_READ, b)
         sel.register(b, selectors.EVENT_READ, a)
         try:
             while not self._stopping.is_set():
-                for key, _ in sel.select(timeout=0.5):
+                if silenced.is_set():
+                    # Read nothing more, close nothing: both sides wait for the other.
+                    sel.close()
+                    return
+                for key, _ in sel.select(timeout=0.2):
                     data = key.fileobj.recv(65536)  # type: ignore[union-attr]
                     if not data:
                         return
@@ -89,7 +120,8 @@ class TcpProxy:
         except (OSError, ValueError):
             return
         finally:
-            sel.close()
-            for sock in (a, b):
-                with contextlib.suppress(OSError):
-                    sock.close()
+            if not silenced.is_set():
+                sel.close()
+                for sock in (a, b):
+                    with contextlib.suppress(OSError):
+                        sock.close()
