@@ -335,6 +335,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # A publish that finds no connection tries once to open one, not again and again for
+    # CELERY_BROKER_CONNECTION_TIMEOUT: a request must not wait for a stalled broker (the
+    # publish retry policy below still retries once; the worker reconnects on its own).
+    "max_retries": 0,
 }
 if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
     # kombu's Sentinel transport: one sentinel:// URL per sentinel, the master by name.

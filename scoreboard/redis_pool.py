@@ -173,11 +173,15 @@ class _AsyncGuarded:
         return response
 
 
-@functools.cache
 def guarded(connection_class: type) -> type:
     """`connection_class` (TCP, TLS, Unix socket, sync or async) reporting to the breaker."""
     if issubclass(connection_class, (_Guarded, _AsyncGuarded)):
         return connection_class
+    return _guarded(connection_class)
+
+
+@functools.cache
+def _guarded(connection_class: type) -> type:
     is_async = issubclass(connection_class, redis.asyncio.connection.AbstractConnection)
     mixin = _AsyncGuarded if is_async else _Guarded
     return type(f"Guarded{connection_class.__name__}", (mixin, connection_class), {})
@@ -230,22 +234,21 @@ def async_client(**options: Any) -> redis.asyncio.Redis:
 
 
 class _BrokerChannel(kombu_redis.Channel):
-    """kombu's Redis channel on the guarded connection, and, for publishing (the
-    synchronous pool), on the blocking pool."""
+    """kombu's Redis channel on the guarded connections and the blocking pools."""
 
     connection_class = guarded(redis.Connection)
     connection_class_ssl = guarded(redis.SSLConnection)
 
     def _get_pool(self, asynchronous: bool = False) -> Any:
-        if asynchronous:  # the worker's event-loop consumer: kombu's own pool
-            return super()._get_pool(asynchronous=True)
-        params = self._connparams(asynchronous=False)
+        params = self._connparams(asynchronous=asynchronous)
         # What kombu's `_get_pool` does besides building the pool.
         self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])
-        # A publish in a request must not wait longer for a stalled Redis than any other
-        # call does (the broker's timeouts are for the worker's blocking reads).
-        params["socket_timeout"] = settings.REDIS_SOCKET_TIMEOUT
-        params["socket_connect_timeout"] = settings.REDIS_SOCKET_TIMEOUT
+        if not asynchronous:
+            # The pool a publish's LPUSH uses: it must not wait longer for a stalled Redis
+            # than any other call of a request. The other one (the channel's `client`, for
+            # its first PING and the worker's BRPOP) keeps the broker's longer timeouts.
+            params["socket_timeout"] = settings.REDIS_SOCKET_TIMEOUT
+            params["socket_connect_timeout"] = settings.REDIS_SOCKET_TIMEOUT
         return BlockingConnectionPool(**params)
 
 
