@@ -243,12 +243,11 @@ class _BrokerChannel(kombu_redis.Channel):
         params = self._connparams(asynchronous=asynchronous)
         # What kombu's `_get_pool` does besides building the pool.
         self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])
-        if not asynchronous:
-            # The pool a publish's LPUSH uses: it must not wait longer for a stalled Redis
-            # than any other call of a request. The other one (the channel's `client`, for
-            # its first PING and the worker's BRPOP) keeps the broker's longer timeouts.
-            params["socket_timeout"] = settings.REDIS_SOCKET_TIMEOUT
-            params["socket_connect_timeout"] = settings.REDIS_SOCKET_TIMEOUT
+        # A publish (a new channel's PING, then LPUSH) must not wait longer for a stalled
+        # Redis than any other call of a request. The worker's BRPOP blocks on the server
+        # (kombu reads its reply once the socket is readable), not on this timeout.
+        params["socket_timeout"] = settings.REDIS_SOCKET_TIMEOUT
+        params["socket_connect_timeout"] = settings.REDIS_SOCKET_TIMEOUT
         return BlockingConnectionPool(**params)
 
 

@@ -130,3 +130,26 @@ def test_it_answers_every_request_within_the_socket_timeout_while_redis_stalls(
         f"redis stall: {outcomes.requests} requests, {dict(outcomes.statuses)},"
         f" slowest {outcomes.slowest:.2f}s"
     )
+
+
+@pytest.fixture(scope="module")
+def stack_on_own_redis(start_stack, own_redis: OwnRedis) -> Stack:  # type: ignore[no-untyped-def]
+    return start_stack(
+        web=1, ws=1, worker=False, gunicorn_workers=2, redis_url=own_redis.url, extra_env=NO_FRAUD
+    )
+
+
+@pytest.mark.faults
+def test_the_stack_answers_every_request_within_the_socket_timeout_while_redis_stalls(
+    stack_on_own_redis: Stack, own_redis: OwnRedis
+) -> None:
+    outcomes = _stall_under_load(stack_on_own_redis.url, own_redis)
+
+    outcomes.assert_clean(allowed={200, 201})
+    assert outcomes.slowest < SLOWEST_ALLOWED, f"slowest request {outcomes.slowest:.2f}s"
+    assert sum(len(ids) for ids in outcomes.ok.values()) > 0
+    _assert_consistent(stack_on_own_redis, own_redis, outcomes)
+    print(
+        f"redis stall on the stack: {outcomes.requests} requests, {dict(outcomes.statuses)},"
+        f" slowest {outcomes.slowest:.2f}s"
+    )
