@@ -326,9 +326,6 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-# A redis:// broker publishes through the project's blocking pool, behind the breaker.
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT = "scoreboard.redis_pool:BrokerTransport"
 # acks_late: a task whose worker died unacknowledged goes back to the queue once its
 # visibility timeout passes (the Redis transport's redelivery). Longer than any task runs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -347,6 +344,10 @@ if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
     CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{h}:{p}{_db}" for h, p in REDIS_SENTINELS)
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
     CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": 2}
+# A redis:// broker (not a sentinel:// one) publishes through the project's blocking
+# pool, behind the breaker.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "scoreboard.redis_pool:BrokerTransport"
 # A request that queues a task must not hang on a broker that is down: one quick retry,
 # then the caller logs the failure and carries on (the ledger is already committed).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
