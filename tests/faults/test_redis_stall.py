@@ -57,6 +57,9 @@ def _read_board(base_url: str, seconds: float, outcomes: Outcomes) -> None:
 
 
 def _stall_under_load(base_url: str, own_redis: OwnRedis) -> Outcomes:
+    # The previous test's users are gone from PostgreSQL (each test's rows are flushed),
+    # not from this Redis's index: start it empty (cold, rebuilt on the first read).
+    own_redis.client().flushdb()
     ActionTypeFactory(id="stall-click", reward=3)
     users = [UserFactory(username=f"staller-{n}") for n in range(3)]
     outcomes = Outcomes()
