@@ -247,6 +247,13 @@ PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="scoreboard")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+# Every pool (scoreboard/redis_pool.py) holds at most REDIS_MAX_CONNECTIONS per process and
+# makes a caller wait up to REDIS_POOL_TIMEOUT for a free one instead of failing it. After
+# a timeout or connection error, each process treats Redis as down (every call fails at
+# once, callers degrade) for REDIS_BREAKER_SECONDS, then lets one probe call through.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=1.0)
+REDIS_BREAKER_SECONDS = env.float("REDIS_BREAKER_SECONDS", default=1.5)
 
 
 def _host_ports(name: str, default_port: int) -> list[tuple[str, int]]:
@@ -278,6 +285,7 @@ if REDIS_URL:
     _redis_options = {
         "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
         "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+        "CONNECTION_POOL_CLASS": "scoreboard.redis_pool.BlockingConnectionPool",
     }
     CACHES = {
         # The general cache may drop errors: a miss is always safe.
@@ -299,7 +307,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+            "CONFIG": {
+                # channels-redis builds redis-py's default pool from these (only /readyz
+                # uses the layer when Redis is configured): bounded, with the timeouts.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
+                "prefix": f"{REDIS_KEY_PREFIX}:asgi",
+            },
         }
     }
 else:
@@ -314,6 +334,8 @@ else:
 
 if REDIS_SENTINELS:
     for _cache in CACHES.values():
+        # The Sentinel factory needs its own pool class (a SentinelConnectionPool).
+        _cache["OPTIONS"].pop("CONNECTION_POOL_CLASS", None)
         _cache["OPTIONS"].update(
             {
                 "CLIENT_CLASS": "django_redis.client.SentinelClient",
@@ -352,6 +374,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # A publish that finds no connection tries once to open one, not again and again for
+    # CELERY_BROKER_CONNECTION_TIMEOUT: a request must not wait for a stalled broker (the
+    # publish retry policy below still retries once; the worker reconnects on its own).
+    "max_retries": 0,
 }
 if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
     # kombu's Sentinel transport: one sentinel:// URL per sentinel, the master by name.
@@ -360,6 +386,10 @@ if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
     CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{h}:{p}{_db}" for h, p in REDIS_SENTINELS)
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
     CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": 2}
+# A redis:// broker (not a sentinel:// one) publishes through the project's blocking
+# pool, behind the breaker.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "scoreboard.redis_pool:BrokerTransport"
 # A request that queues a task must not hang on a broker that is down: one quick retry,
 # then the caller logs the failure and carries on (the ledger is already committed).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

@@ -36,10 +36,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from scoreboard import metrics
+from scoreboard import metrics, redis_pool
 from scoreboard.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ async def last_push_snapshot() -> str | None:
         found = await redis_script(client, LAST_PUSH)(
             keys=[keys["pv"], keys["last"], keys["pvrun"]]
         )
+    except redis_pool.RedisUnavailable:
+        return None  # the breaker logged and counted the failure that opened it
     except Exception:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("could not read the last push for a snapshot", exc_info=True)
@@ -202,11 +205,18 @@ async def last_push_snapshot() -> str | None:
 
 
 def push_version() -> int:
-    """The version of the last push: a client that sees a gap after it asks for a snapshot."""
+    """The version of the last push: a client that sees a gap after it asks for a snapshot.
+    0 when Redis fails: the board is still read (from PostgreSQL), and the first push
+    after Redis returns shows a gap, which makes the client resync."""
     if settings.EMBEDDED:
         return _local.version
     keys = _keys()
-    return int(redis_script(_redis(), PUSH_VERSION)(keys=[keys["pv"], keys["pvrun"]]))
+    try:
+        return int(redis_script(_redis(), PUSH_VERSION)(keys=[keys["pv"], keys["pvrun"]]))
+    except redis.exceptions.RedisError:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("could not read the push version for a snapshot; sending 0")
+        return 0
 
 
 def _changes(top: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -541,6 +551,9 @@ class Broadcaster:
                 delay = min(5.0, interval * 10)
 
 
+_LOOP_CONNECT_TIMEOUT = 2.0
+
+
 class Subscriber:
     """This process's one subscription to the push channel; delivers to local sockets."""
 
@@ -594,14 +607,19 @@ class Subscriber:
                     logger.exception("writing a push to the local sockets failed")
 
     async def listen(self, ready: asyncio.Event, has_pending: asyncio.Event) -> None:
-        import redis.asyncio as aioredis
-
         while True:
-            client = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
+            # The subscription waits for messages without a read timeout. Connect timeouts
+            # here are measured on an event loop that a burst of connects keeps busy for
+            # longer than REDIS_SOCKET_TIMEOUT: a connect that finished in the kernel would
+            # time out (and open the breaker) before the loop saw it.
+            client = redis_pool.async_client(
+                socket_connect_timeout=_LOOP_CONNECT_TIMEOUT, health_check_interval=30
             )
-            reader = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+            # Snapshots (consumers.snapshot shares one read among the sockets connecting
+            # together) on a bounded pool that makes a caller wait for a connection.
+            reader = redis_pool.async_client(
+                socket_connect_timeout=_LOOP_CONNECT_TIMEOUT,
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:

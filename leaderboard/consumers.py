@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -39,10 +41,49 @@ def _snapshot() -> str:
     )
 
 
-async def snapshot() -> str:
-    """The snapshot for a connect or a resync: the last push's, read on the event loop,
-    or else (no push yet, embedded default, Redis failing) the board read in a thread."""
+async def _read_snapshot() -> str:
     return await broadcast.last_push_snapshot() or await database_sync_to_async(_snapshot)()
+
+
+class SharedRead:
+    """One read of the snapshot for all the sockets that ask for it before it starts.
+
+    A burst of connects would otherwise make one Redis call (or, with Redis failing, one
+    PostgreSQL read in a thread) per socket at the same moment: hundreds of connections
+    out of the pools at once. Callers that arrive while no read has started join the
+    next one; a read that has started is not joined, so every caller gets a board read
+    after it joined the viewers (no push between the two is missed).
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[str]]) -> None:
+        self.read = read
+        self.next: asyncio.Future[str] | None = None
+        self.running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    async def __call__(self) -> str:
+        loop = asyncio.get_running_loop()
+        future = self.next
+        if future is None or future.get_loop() is not loop:
+            future = self.next = loop.create_future()
+            # No caller may be left to retrieve a failure (they were all cancelled).
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+            task = loop.create_task(self._run(future))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return await asyncio.shield(future)
+
+    async def _run(self, future: asyncio.Future[str]) -> None:
+        if self.next is future:
+            self.next = None  # from here on, callers wait for the next read
+        try:
+            future.set_result(await self.read())
+        except Exception as error:
+            future.set_exception(error)
+
+
+# The snapshot for a connect or a resync: the last push's, read on the event loop, or
+# else (no push yet, embedded default, Redis failing) the board read in a thread.
+snapshot = SharedRead(_read_snapshot)
 
 
 class LeaderboardConsumer(AsyncWebsocketConsumer):

@@ -83,6 +83,14 @@ admin_logins = Counter(
     "Logins at the admin's form by outcome (succeeded, failed, refused, throttled).",
     ["outcome"],
 )
+redis_breaker_trips = Counter(
+    "scoreboard_redis_breaker_trips_total",
+    "Times a process began treating Redis as down after a timeout or connection error.",
+)
+redis_short_circuits = Counter(
+    "scoreboard_redis_short_circuits_total",
+    "Redis calls refused at once, without trying, while Redis was treated as down.",
+)
 redis_latency = Histogram(
     "scoreboard_redis_latency_seconds",
     "Latency of Redis calls measured by the readiness check.",

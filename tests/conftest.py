@@ -71,8 +71,10 @@ def _fresh_redis_and_caches() -> Iterator[None]:
 
     from actions.services import action_types
     from scoreboard.ratelimit import ratelimit_reset_local
+    from scoreboard.redis_pool import breaker
 
     action_types.forget()
+    breaker.reset()  # a test that broke Redis on purpose leaves it closed for the next
     yield
     action_types.forget()
     _delete_run_keys()

@@ -91,7 +91,8 @@ def test_sentinel_settings_refuse_a_bad_address() -> None:
 def test_without_sentinel_the_clients_use_redis_url() -> None:
     found = _settings(REDIS_URL="redis://127.0.0.1:6379/0")
     assert "SENTINELS" not in found["caches"]["strict"]["OPTIONS"]
-    assert found["channels"]["default"]["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/0"]
+    (host,) = found["channels"]["default"]["CONFIG"]["hosts"]
+    assert host["address"] == "redis://127.0.0.1:6379/0"
     assert found["broker"] == "redis://127.0.0.1:6379/0"
 
 
