@@ -162,7 +162,8 @@ def test_the_last_place_travels_with_the_history_no_sql_no_extra_round_trip(
     # the account state; the rate limits with the fraud signals; everything after commit:
     # the same commands as without a place (tests/actions/test_round_trips.py)
     assert len(redis_calls) == 3, redis_calls
-    read = ["LRANGE", "ZADD", "ZREMRANGEBYSCORE", "ZCARD", "EXPIRE", "GET"]
+    # ... and the action types' generation (tests/actions/test_round_trips.py)
+    read = ["LRANGE", "ZADD", "ZREMRANGEBYSCORE", "ZCARD", "EXPIRE", "GET", "GET"]
     assert redis_calls[1].split()[4:] == read
     assert redis_calls[2].split()[-4:] == ["LPUSH", "LTRIM", "EXPIRE", "SET"]
     history = get_redis_connection("strict").lrange(
