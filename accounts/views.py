@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import close_old_connections
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -49,6 +50,12 @@ class RegisterView(APIView):
             raise RateLimitedError(retry_after=decision.reset_seconds)
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # Hashing the password takes a busy core up to a second: under daphne, whose sync
+        # views share a pool of DB_POOL_MAX_SIZE connections, the connection the checks
+        # above took goes back to the pool for that time (a no-op for gunicorn's
+        # persistent connections), so a burst of registrations never waits past
+        # DB_POOL_TIMEOUT for one.
+        close_old_connections()
         user = services.user_register(**serializer.validated_data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
