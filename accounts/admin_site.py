@@ -20,9 +20,9 @@ from accounts.models import User
 from accounts.names import username_key
 from accounts.signals import admin_login_attempted
 from accounts.throttle import login_failure_record, login_throttle_check
-from scoreboard import metrics
-from scoreboard.errors import RateLimitedError
-from scoreboard.http import client_ip, user_agent
+from core import metrics
+from core.errors import RateLimitedError
+from core.http import client_ip, user_agent
 
 
 class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):

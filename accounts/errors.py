@@ -1,4 +1,4 @@
-from scoreboard.errors import ApplicationError, InvalidInputError, NotAuthenticatedError
+from core.errors import ApplicationError, InvalidInputError, NotAuthenticatedError
 
 USERNAME_TAKEN = "This username is taken."
 EMAIL_TAKEN = "This email is already registered."

@@ -21,7 +21,7 @@ from accounts.errors import (
 from accounts.models import Session, User
 from accounts.throttle import login_failure_record, login_throttle_check
 from accounts.tokens import PlayerRefreshToken, refresh_token_verify
-from scoreboard.errors import NotFoundError
+from core.errors import NotFoundError
 
 SESSION_CLAIM = "sid"
 

@@ -31,8 +31,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 
-from scoreboard import metrics
-from scoreboard.redis_scripts import redis_script
+from core import metrics
+from core.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
 

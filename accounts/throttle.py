@@ -1,7 +1,7 @@
 """The login limiter: one budget of failed logins per username and per client IP, shared
 by every door (the API's `/api/v1/auth/token/` and the admin's `/admin/login/`).
 
-Failures are counted with the shared atomic limiter (scoreboard.ratelimit: Redis `INCR`,
+Failures are counted with the shared atomic limiter (core.ratelimit: Redis `INCR`,
 a per-process count while Redis is down) on the name's key (accounts.names), so `ALICE`
 and `alice` spend one budget. While either budget is spent every login for it is refused
 before the password is checked, the right password included. The failure that spends a
@@ -17,9 +17,9 @@ from django.conf import settings
 from accounts.models import User
 from accounts.names import username_key
 from accounts.signals import login_locked_out
-from scoreboard import metrics
-from scoreboard.errors import RateLimitedError
-from scoreboard.ratelimit import RateDecision, ratelimit_hit
+from core import metrics
+from core.errors import RateLimitedError
+from core.ratelimit import RateDecision, ratelimit_hit
 
 USER_SCOPE, IP_SCOPE = "login-user", "login-ip"
 THROTTLED_MESSAGE = "Too many failed logins; try again later."

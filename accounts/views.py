@@ -21,9 +21,9 @@ from accounts.serializers import (
     TokenPairSerializer,
     UserSerializer,
 )
-from scoreboard.errors import RateLimitedError
-from scoreboard.http import client_ip, user_agent
-from scoreboard.ratelimit import ratelimit_hit
+from core.errors import RateLimitedError
+from core.http import client_ip, user_agent
+from core.ratelimit import ratelimit_hit
 
 ERRORS = {
     400: OpenApiResponse(description="invalid input (`invalid`, field errors in details)"),

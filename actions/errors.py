@@ -1,6 +1,6 @@
 """Why a completion is refused: one error, one stable code, one status."""
 
-from scoreboard.errors import ApplicationError, ConflictError, NotFoundError
+from core.errors import ApplicationError, ConflictError, NotFoundError
 
 
 class ActionNotFoundError(NotFoundError):

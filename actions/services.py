@@ -33,6 +33,11 @@ from actions.errors import (
 )
 from actions.models import ActionType, AuditBackfillCursor, Completion, IdempotencyRecord
 from actions.tokens import ActionToken, action_token_issue, action_token_verify, token_hash
+from core import metrics
+from core.errors import ApplicationError, NotFoundError, RateLimitedError
+from core.oncommit import after_commit
+from core.ratelimit import RateDecision, ratelimit_hit_many
+from core.redis_batch import redis_batch, redis_later
 from fraud.audit import audit_record
 from fraud.services import (
     RiskAssessment,
@@ -43,12 +48,7 @@ from fraud.services import (
     fraud_signals_prefetch,
 )
 from leaderboard.selectors import leaderboard_rank_of
-from scoreboard import metrics
-from scoreboard.errors import ApplicationError, NotFoundError, RateLimitedError
 from scoreboard.models import ScoreEntry
-from scoreboard.oncommit import after_commit
-from scoreboard.ratelimit import RateDecision, ratelimit_hit_many
-from scoreboard.redis_batch import redis_batch, redis_later
 from scoreboard.services import ledger_award, ledger_lock
 
 logger = logging.getLogger(__name__)

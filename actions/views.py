@@ -21,9 +21,9 @@ from actions.serializers import (
     CompletionResultSerializer,
     CompletionSerializer,
 )
-from scoreboard import metrics
-from scoreboard.errors import ApplicationError, InvalidInputError
-from scoreboard.http import client_ip, user_agent
+from core import metrics
+from core.errors import ApplicationError, InvalidInputError
+from core.http import client_ip, user_agent
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 

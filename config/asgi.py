@@ -14,7 +14,7 @@ from django.core.asgi import get_asgi_application
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
-from scoreboard.logs import install_daphne_access_log  # noqa: E402
+from core.logs import install_daphne_access_log  # noqa: E402
 
 install_daphne_access_log()
 
@@ -28,10 +28,10 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth.models import AnonymousUser  # noqa: E402
 
 from accounts.websocket import TokenAuthMiddleware, WebSocketAuthMiddlewareStack  # noqa: E402
+from core.bodies import SizedBodyASGI  # noqa: E402
 from leaderboard.consumers import SERVER_SEND  # noqa: E402
 from leaderboard.routing import websocket_urlpatterns  # noqa: E402
 from leaderboard.security import AllowedHostsOriginValidator  # noqa: E402
-from scoreboard.bodies import SizedBodyASGI  # noqa: E402
 
 # Every open WebSocket is a file descriptor: let daphne use the hard limit, not the soft one.
 _soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -73,8 +73,8 @@ class SessionOnlyWithCookie:
         return await self.without_session({**scope, "user": AnonymousUser()}, receive, send)
 
 
-# The first HTTP request or board push imports nothing (scoreboard/warmup.py).
-from scoreboard.warmup import import_request_code  # noqa: E402
+# The first HTTP request or board push imports nothing (config/warmup.py).
+from config.warmup import import_request_code  # noqa: E402
 
 import_request_code()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from scoreboard.logs import configure, request_id_var
+from core.logs import configure, request_id_var
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 

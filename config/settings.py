@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from scoreboard.dbwait import BoundedConnection  # no models; connects its signal receiver
-from scoreboard.logs import logging_config  # imports nothing of Django
+from core.dbwait import BoundedConnection  # no models; connects its signal receiver
+from core.logs import logging_config  # imports nothing of Django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,8 +44,8 @@ if not SECRET_KEY or SECRET_KEY in INSECURE_SECRET_KEYS or SECRET_KEY.startswith
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# A CSRF failure under /api/ answers the error envelope (scoreboard.views.csrf_failure).
-CSRF_FAILURE_VIEW = "scoreboard.views.csrf_failure"
+# A CSRF failure under /api/ answers the error envelope (core.views.csrf_failure).
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 
 INSTALLED_APPS = [
     "daphne",
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "core",
     "scoreboard",
     "accounts",
     "actions",
@@ -72,14 +73,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First, so that every response (probes, errors, 413s) carries X-Request-ID.
-    "scoreboard.request_id.RequestIdMiddleware",
-    "scoreboard.middleware.HealthCheckMiddleware",
-    "scoreboard.middleware.APIHostMiddleware",
-    "scoreboard.middleware.MetricsMiddleware",
-    "scoreboard.middleware.RequestSizeLimitMiddleware",
-    "scoreboard.db_router.ReplicaReadsMiddleware",
+    "core.request_id.RequestIdMiddleware",
+    "core.middleware.HealthCheckMiddleware",
+    "core.middleware.APIHostMiddleware",
+    "core.middleware.MetricsMiddleware",
+    "core.middleware.RequestSizeLimitMiddleware",
+    "core.db_router.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "scoreboard.middleware.CSPMiddleware",
+    "core.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -161,7 +162,7 @@ if DB_IS_POSTGRES and SERVER_ROLE == "asgi":
         "min_size": 1,
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
-        # Every wait of a pooled connection bounded too (scoreboard.dbwait).
+        # Every wait of a pooled connection bounded too (core.dbwait).
         "connection_class": BoundedConnection,
     }
 else:
@@ -215,13 +216,13 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 # A streaming read replica (PostgreSQL hot standby): reads that may lag a moment go there,
-# writes and read-your-own-writes stay on the primary (scoreboard/db_router.py says which
+# writes and read-your-own-writes stay on the primary (core/db_router.py says which
 # reads; docs/scaling.md). Unset: one database.
 DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL", default="")
 DATABASE_REPLICA_ROUTES = env.list(
     "DATABASE_REPLICA_ROUTES", default=["leaderboard", "leaderboard-user"]
 )
-DATABASE_ROUTERS = ["scoreboard.db_router.ReplicaRouter"]
+DATABASE_ROUTERS = ["core.db_router.ReplicaRouter"]
 if DATABASE_REPLICA_URL:
     if not DB_IS_POSTGRES:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL")
@@ -247,7 +248,7 @@ PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="scoreboard")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
-# Every pool (scoreboard/redis_pool.py) holds at most REDIS_MAX_CONNECTIONS per process and
+# Every pool (core/redis_pool.py) holds at most REDIS_MAX_CONNECTIONS per process and
 # makes a caller wait up to REDIS_POOL_TIMEOUT for a free one instead of failing it. After
 # a timeout or connection error, each process treats Redis as down (every call fails at
 # once, callers degrade) for REDIS_BREAKER_SECONDS, then lets one probe call through.
@@ -285,7 +286,7 @@ if REDIS_URL:
     _redis_options = {
         "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
         "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-        "CONNECTION_POOL_CLASS": "scoreboard.redis_pool.BlockingConnectionPool",
+        "CONNECTION_POOL_CLASS": "core.redis_pool.BlockingConnectionPool",
     }
     CACHES = {
         # The general cache may drop errors: a miss is always safe.
@@ -389,7 +390,7 @@ if REDIS_SENTINELS and not env.str("CELERY_BROKER_URL", default=""):
 # A redis:// broker (not a sentinel:// one) publishes through the project's blocking
 # pool, behind the breaker.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT = "scoreboard.redis_pool:BrokerTransport"
+    CELERY_BROKER_TRANSPORT = "core.redis_pool:BrokerTransport"
 # A request that queues a task must not hang on a broker that is down: one quick retry,
 # then the caller logs the failure and carries on (the ledger is already committed).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
@@ -413,11 +414,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["scoreboard.parsers.JSONParser"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "scoreboard.negotiation.JSONFirstNegotiation",
-    "DEFAULT_PAGINATION_CLASS": "scoreboard.pagination.Pagination",
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.negotiation.JSONFirstNegotiation",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "scoreboard.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -439,7 +440,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "scoreboard.schema.add_error_envelope",
+        "core.schema.add_error_envelope",
     ],
 }
 
@@ -663,7 +664,7 @@ X_FRAME_OPTIONS = "DENY"
 # the right by that many hops, so a client cannot forge its own IP.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
-# /metrics answers clients in these networks (the client IP as scoreboard.http reads it,
+# /metrics answers clients in these networks (the client IP as core.http reads it,
 # so behind nginx the scraper's own address), or any client sending
 # `Authorization: Bearer <METRICS_TOKEN>`. Everyone else gets 403 (401 for a bad token).
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
@@ -681,7 +682,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json").lower()
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
-LOGGING_CONFIG = "scoreboard.logs.configure"
+LOGGING_CONFIG = "core.logs.configure"
 LOGGING = logging_config(
     fmt=LOG_FORMAT,
     level=LOG_LEVEL,

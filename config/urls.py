@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from scoreboard.views import api_not_found
+from core.views import api_not_found
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -30,9 +30,9 @@ urlpatterns = [
     path("", include("leaderboard.urls")),
 ]
 
-# /healthz and /readyz are answered by scoreboard.middleware.HealthCheckMiddleware.
+# /healthz and /readyz are answered by core.middleware.HealthCheckMiddleware.
 
-handler400 = "scoreboard.views.bad_request"
-handler403 = "scoreboard.views.permission_denied"
-handler404 = "scoreboard.views.page_not_found"
-handler500 = "scoreboard.views.server_error"
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
+handler404 = "core.views.page_not_found"
+handler500 = "core.views.server_error"

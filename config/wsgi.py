@@ -7,13 +7,13 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SCOREBOARD_SERVER_ROLE", "wsgi")
 
-from scoreboard.bodies import SizedBodyWSGI
+from core.bodies import SizedBodyWSGI
 
 # A chunked body is read (up to the size limit) and given its Content-Length.
 application = SizedBodyWSGI(get_wsgi_application())
 
 # Before gunicorn forks its workers (preload_app): a worker's first request imports
-# nothing (scoreboard/warmup.py).
-from scoreboard.warmup import import_request_code  # noqa: E402
+# nothing (config/warmup.py).
+from config.warmup import import_request_code  # noqa: E402
 
 import_request_code()

@@ -11,7 +11,7 @@ in blocks of tens of milliseconds that a push waits behind. Here:
 - the timeout and ping check visits a tenth of the connections every 0.2 s instead of
   all of them every 2 s: the same check as often per connection, in small slices.
 
-`install()` (called by `config.asgi`, as `scoreboard.logs` does for the access log) makes
+`install()` (called by `config.asgi`, as `core.logs` does for the access log) makes
 the `daphne` command use this server; nothing changes for any other server.
 """
 

@@ -9,7 +9,7 @@ round trip; threads overlap those waits and keep nginx's upstream connections al
 
 import os
 
-from scoreboard.logs import logging_config
+from core.logs import logging_config
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -31,7 +31,7 @@ max_requests_jitter = max_requests // 10
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
 accesslog = "-"
 # No query string in access logs: tokens must never be written to a log. In JSON the
-# fields come from scoreboard.logs.GunicornAccessFilter, which keeps the same safe atoms.
+# fields come from core.logs.GunicornAccessFilter, which keeps the same safe atoms.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
@@ -45,7 +45,7 @@ logconfig_dict = logging_config(
     fmt=os.environ.get("LOG_FORMAT", "json").lower(),
     level=os.environ.get("LOG_LEVEL", "INFO").upper(),
 )
-logconfig_dict["filters"]["gunicorn_access"] = {"()": "scoreboard.logs.GunicornAccessFilter"}
+logconfig_dict["filters"]["gunicorn_access"] = {"()": "core.logs.GunicornAccessFilter"}
 logconfig_dict["handlers"]["gunicorn_error"] = {**_handler, "filters": ["request_context"]}
 logconfig_dict["handlers"]["gunicorn_access"] = {**_handler, "filters": ["gunicorn_access"]}
 logconfig_dict["loggers"] = {

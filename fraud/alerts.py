@@ -22,8 +22,8 @@ from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
 
+from core import metrics
 from fraud.models import FraudLog
-from scoreboard import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A completion's audit record (accepted or blocked) is one RPUSH onto a Redis list, in the
 same round trip as the rest of the request's after-commit Redis work
-(`scoreboard.redis_batch`), instead of one
+(`core.redis_batch`), instead of one
 Celery message and one task run per completion. A Celery task, `fraud.audit_drain`,
 writes the list to PostgreSQL in batches:
 
@@ -34,9 +34,9 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from scoreboard import metrics
-from scoreboard.redis_batch import redis_later
-from scoreboard.redis_scripts import redis_script
+from core import metrics
+from core.redis_batch import redis_later
+from core.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def audit_record(
     """Queue one audit record; a drain writes it about AUDIT_DRAIN_DELAY_SECONDS later.
 
     With Redis, two commands of the request's after-commit round trip
-    (`scoreboard.redis_batch`). Never raises.
+    (`core.redis_batch`). Never raises.
     """
     record = {
         "kind": kind,

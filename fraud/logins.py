@@ -25,9 +25,9 @@ from django.dispatch import receiver
 from accounts.models import User
 from accounts.names import username_key
 from accounts.signals import admin_login_attempted, login_locked_out
+from core import metrics
 from fraud.models import AuditEvent
 from fraud.tasks import lockout_alert
-from scoreboard import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `fraud_assess` runs on the completion path before its transaction: no SQL, one Redis round
 trip to read the signals; `fraud_remember` adds its writes to the completion's
-after-commit round trip (`scoreboard.redis_batch`). Everything
+after-commit round trip (`core.redis_batch`). Everything
 that needs the database (fraud logs, risk profiles, reviews, alerts) happens in the
 completion's own transaction or in Celery tasks.
 """
@@ -22,13 +22,13 @@ from django.utils import timezone
 
 from accounts.models import Session, User
 from accounts.state import account_state_set, state_of
+from core import metrics
+from core.oncommit import after_commit
+from core.redis_batch import redis_later
 from fraud.geo import Place, place_of
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RULES, PastCompletion, Signals, combine
 from fraud.signals import RedisSignalStore, device_of, ip_prefix, signal_store
-from scoreboard import metrics
-from scoreboard.oncommit import after_commit
-from scoreboard.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def fraud_remember(
     """Add an accepted or blocked completion to the signals of the next assessment.
 
     With Redis, commands of the request's after-commit round trip
-    (`scoreboard.redis_batch`); a failure only makes the rules forget this one.
+    (`core.redis_batch`); a failure only makes the rules forget this one.
     """
     if _rules_off():
         return

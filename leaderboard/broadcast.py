@@ -40,8 +40,8 @@ import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from scoreboard import metrics, redis_pool
-from scoreboard.redis_scripts import redis_script
+from core import metrics, redis_pool
+from core.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
 

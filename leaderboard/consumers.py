@@ -16,10 +16,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.websocket import AUTH_CLOSE_CODE
+from core import metrics
+from core.parsers import JSONDocumentError, json_loads
 from leaderboard import broadcast
 from leaderboard.selectors import leaderboard_top
-from scoreboard import metrics
-from scoreboard.parsers import JSONDocumentError, json_loads
 
 MAX_FRAME_BYTES = 4096
 FLOOD_MESSAGES = 20

@@ -61,7 +61,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
-from scoreboard.redis_scripts import redis_script
+from core.redis_scripts import redis_script
 
 BUCKET_BYTES = 2  # 65,536 buckets: ~15 users each at 1M, listpacks up to ~8M users
 _MASK128 = (1 << 128) - 1

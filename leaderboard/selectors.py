@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db.models import Max, Q
 
 from accounts.models import User
+from core import metrics
 from leaderboard.index import IndexColdError, IndexEntry, RedisIndex, version_floor
-from scoreboard import metrics
 from scoreboard.models import ScoreEntry
 
 logger = logging.getLogger(__name__)

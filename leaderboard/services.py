@@ -20,12 +20,12 @@ from django.db.models.functions import Cast, Coalesce, Extract
 from django.utils import timezone
 
 from accounts.models import User
+from core import metrics
+from core.redis_batch import redis_later
 from leaderboard import broadcast
 from leaderboard.index import IndexColdError, RedisIndex, micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
-from scoreboard import metrics
 from scoreboard.models import ScoreEntry
-from scoreboard.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def leaderboard_score_changed(
 
     `username` and `ranked` (active and not banned), when the writer read them under the
     user's row lock, save a query. With Redis it is one command of the request's
-    after-commit round trip (`scoreboard.redis_batch`): the index write, the broadcasters'
+    after-commit round trip (`core.redis_batch`): the index write, the broadcasters'
     wake-up and me.update; `on_rank` is called when that round trip is done. A failure
     here loses nothing: the reconciler replays the ledger into the index.
     """

@@ -14,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import User
+from core.errors import NotFoundError
+from core.query import query_values
 from leaderboard import selectors
 from leaderboard.serializers import (
     AroundQuerySerializer,
@@ -22,8 +24,6 @@ from leaderboard.serializers import (
     BoardSerializer,
     UserRankSerializer,
 )
-from scoreboard.errors import NotFoundError
-from scoreboard.query import query_values
 
 
 def live_page(request: HttpRequest) -> HttpResponse:

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from scoreboard.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError
 from scoreboard.models import ScoreEntry
 
 logger = logging.getLogger(__name__)

@@ -70,8 +70,8 @@ def _fresh_redis_and_caches() -> Iterator[None]:
     from django.core.cache import caches
 
     from actions.services import action_types
-    from scoreboard.ratelimit import ratelimit_reset_local
-    from scoreboard.redis_pool import breaker
+    from core.ratelimit import ratelimit_reset_local
+    from core.redis_pool import breaker
 
     action_types.forget()
     breaker.reset()  # a test that broke Redis on purpose leaves it closed for the next
@@ -170,7 +170,7 @@ def complete() -> Callable[..., Any]:
 @pytest.fixture
 def redis_down(settings):  # type: ignore[no-untyped-def]
     """Point every Redis client of the app at a port where nothing listens."""
-    from scoreboard.ratelimit import ratelimit_reset_local
+    from core.ratelimit import ratelimit_reset_local
 
     ratelimit_reset_local()
     closed = "redis://127.0.0.1:1/0"

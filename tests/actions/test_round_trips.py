@@ -1,6 +1,6 @@
 """A completion's Redis round trips against the real Redis: the rate limits and the fraud
 signals leave in one pipeline, the after-commit work of the leaderboard, the fraud rules'
-memory and the audit outbox in another (scoreboard.redis_batch), and each part still
+memory and the audit outbox in another (core.redis_batch), and each part still
 works when its pipeline fails in part or in whole."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 import redis
 from django_redis import get_redis_connection
 
+from core.redis_batch import redis_batch, redis_later
 from fraud import audit
 from fraud.models import AuditEvent
 from leaderboard.selectors import leaderboard_top
-from scoreboard.redis_batch import redis_batch, redis_later
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,7 +5,7 @@ live page: tests/e2e/test_browser.py); CORS from an unlisted origin.
 Covered elsewhere: tampered and foreign action tokens (tests/actions/test_complete_api.py),
 JWT alg none, wrong key, audience, issuer, expired and refresh reuse
 (tests/accounts/test_auth_api.py), a foreign WebSocket Origin
-(tests/leaderboard/test_consumer.py), oversize bodies (tests/scoreboard/test_errors.py,
+(tests/leaderboard/test_consumer.py), oversize bodies (tests/core/test_errors.py,
 tests/e2e/test_stack.py), oversize frames and a socket flood (tests/e2e/test_live_updates.py).
 """
 

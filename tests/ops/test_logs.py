@@ -10,7 +10,7 @@ import logging.config
 import pytest
 from django.test import RequestFactory
 
-from scoreboard.logs import logging_config, request_id_var, scrub
+from core.logs import logging_config, request_id_var, scrub
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMSJ9.c2lnbmF0dXJl"
 
@@ -78,7 +78,7 @@ def test_it_scrubs_what_a_careless_message_carries(captured: io.StringIO) -> Non
 def test_text_format_is_readable_and_carries_the_id() -> None:
     stream = io.StringIO()
     config = logging_config(fmt="text", level="INFO")
-    from scoreboard.logs import RequestContextFilter, TextLogFormatter
+    from core.logs import RequestContextFilter, TextLogFormatter
 
     handler = logging.StreamHandler(stream)
     handler.setFormatter(TextLogFormatter())
@@ -96,7 +96,7 @@ def test_text_format_is_readable_and_carries_the_id() -> None:
 
 
 def test_gunicorn_access_lines_keep_only_safe_fields() -> None:
-    from scoreboard.logs import GunicornAccessFilter, JsonLogFormatter
+    from core.logs import GunicornAccessFilter, JsonLogFormatter
 
     atoms = {
         "h": "127.0.0.1",
@@ -142,7 +142,7 @@ def test_settings_refuse_an_unknown_log_format() -> None:
 def test_daphnes_access_lines_become_records_without_the_query_string(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from scoreboard.logs import DaphneAccessLog
+    from core.logs import DaphneAccessLog
 
     log = DaphneAccessLog()
     with caplog.at_level(logging.INFO, logger="daphne.requests"):

@@ -104,7 +104,7 @@ def _exported_sample_names() -> set[str]:
     """Every sample name the service's metrics can produce."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    import scoreboard.metrics as metrics
+    import core.metrics as metrics
 
     suffixes = {
         "counter": ("_total", "_created"),

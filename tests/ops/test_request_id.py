@@ -9,9 +9,9 @@ import pytest
 from django.test import Client
 
 from config.celery import _enter_request_id, _leave_request_id, _send_request_id
-from scoreboard.logs import request_id_var
+from core.logs import request_id_var
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.scoreboard.urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.core.urls")]
 
 MADE = re.compile(r"^[0-9a-f]{32}$")
 

@@ -9,8 +9,8 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from scoreboard import db_router
-from scoreboard.db_router import ReplicaRouter, replica_reads
+from core import db_router
+from core.db_router import ReplicaRouter, replica_reads
 from tests.support import run_django
 
 pytestmark = [

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from scoreboard.logs import request_id_var
+from core.logs import request_id_var
 
 HEADER = "X-Request-ID"
 # Ids proxies make (nginx's $request_id: 32 hex digits, UUIDs, ULIDs) fit this; anything

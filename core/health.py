@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
-from scoreboard.dbwait import wait_budget
+from core.dbwait import wait_budget
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ _check_database = _DatabaseProbe()
 def _check_redis() -> str:
     from django_redis import get_redis_connection
 
-    from scoreboard.metrics import redis_latency
+    from core.metrics import redis_latency
 
     start = time.perf_counter()
     get_redis_connection("strict").ping()

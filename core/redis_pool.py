@@ -30,7 +30,7 @@ import redis.asyncio
 from django.conf import settings
 from kombu.transport import redis as kombu_redis
 
-from scoreboard import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from django_ratelimit.core import (
     get_usage,
 )
 
-from scoreboard.redis_batch import redis_later
+from core.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ def test_it_ships_alert_rules_for_every_spec_threshold() -> None:
         "scoreboard_db_pool_connections",
         "scoreboard_login_lockouts_total",
     }
-    import scoreboard.metrics as metrics
+    import core.metrics as metrics
 
     exported = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
     for name in metric_names:

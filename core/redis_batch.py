@@ -1,7 +1,7 @@
 """One Redis round trip for the Redis work of several apps in one request.
 
 A completion talks to Redis for three apps at two moments. Before its transaction: the
-rate limits (scoreboard.ratelimit) and the fraud rules' signals (fraud). After its
+rate limits (core.ratelimit) and the fraud rules' signals (fraud). After its
 commit: the leaderboard's index write (with the broadcasters' wake-up and the user's
 me.update), the audit outbox and the fraud rules' memory. Each app queues its commands
 with `redis_later`. Inside a `redis_batch()` block they are sent as one pipeline when the

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.urls import handler400, handler403, handler404, handler500  # noqa: F401
-from scoreboard.errors import ConflictError
+from core.errors import ConflictError
 
 
 @api_view(["POST"])

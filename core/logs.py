@@ -179,10 +179,10 @@ def logging_config(*, fmt: str, level: str, loggers: dict[str, Any] | None = Non
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_context": {"()": "scoreboard.logs.RequestContextFilter"}},
+        "filters": {"request_context": {"()": "core.logs.RequestContextFilter"}},
         "formatters": {
-            "json": {"()": "scoreboard.logs.JsonLogFormatter"},
-            "text": {"()": "scoreboard.logs.TextLogFormatter"},
+            "json": {"()": "core.logs.JsonLogFormatter"},
+            "text": {"()": "core.logs.TextLogFormatter"},
         },
         "handlers": {
             "console": {

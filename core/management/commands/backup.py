@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scoreboard.backups import pg_environment, run_pg_tool
+from core.backups import pg_environment, run_pg_tool
 
 
 class Command(BaseCommand):

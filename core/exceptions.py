@@ -12,8 +12,8 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from scoreboard.errors import ApplicationError
-from scoreboard.logs import request_id_var
+from core.errors import ApplicationError
+from core.logs import request_id_var
 
 logger = logging.getLogger(__name__)
 

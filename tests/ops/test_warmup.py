@@ -1,4 +1,4 @@
-"""Loading the application imports what a request would (scoreboard/warmup.py): a
+"""Loading the application imports what a request would (config/warmup.py): a
 process's first completion and board read import nothing of the project, and loading
 opens no connection, so gunicorn's master can fork its workers from it."""
 

@@ -17,7 +17,7 @@ from django.core.signals import setting_changed
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
-from scoreboard.exceptions import error_body
+from core.exceptions import error_body
 
 
 class HealthCheckMiddleware:
@@ -28,7 +28,7 @@ class HealthCheckMiddleware:
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from scoreboard import views
+        from core import views
 
         self.get_response = get_response
         self.routes = {
@@ -73,7 +73,7 @@ class RequestSizeLimitMiddleware:
     """Answer 413 in the SPEC envelope when Content-Length exceeds the configured limit.
 
     A body sent without Content-Length (chunked) has been given one by the server adapter
-    (scoreboard.bodies), so this check covers it too."""
+    (core.bodies), so this check covers it too."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -102,7 +102,7 @@ class MetricsMiddleware:
     """Record each request's latency by route and status, and its database query time."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from scoreboard import metrics
+        from core import metrics
 
         self.get_response = get_response
         self.metrics = metrics

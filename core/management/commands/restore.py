@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from scoreboard.backups import pg_environment, run_pg_tool
+from core.backups import pg_environment, run_pg_tool
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.core.cache import caches
 
-from scoreboard.ratelimit import ratelimit_hit, ratelimit_reset_local
+from core.ratelimit import ratelimit_hit, ratelimit_reset_local
 
 
 def test_it_admits_exactly_the_limit_under_concurrency() -> None:
@@ -77,7 +77,7 @@ def test_it_parses_rates(rate: str) -> None:
 def test_it_counts_several_limits_in_one_round_trip_on_the_same_counters(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import redis
 
-    from scoreboard.ratelimit import ratelimit_hit_many
+    from core.ratelimit import ratelimit_hit_many
 
     user, ip = uuid.uuid4().hex, uuid.uuid4().hex
     sent: list[int] = []
@@ -99,7 +99,7 @@ def test_it_counts_several_limits_in_one_round_trip_on_the_same_counters(monkeyp
 
 
 def test_it_admits_exactly_the_limit_when_batched_under_concurrency() -> None:
-    from scoreboard.ratelimit import ratelimit_hit_many
+    from core.ratelimit import ratelimit_hit_many
 
     key = uuid.uuid4().hex
     admitted: list[bool] = []
@@ -123,7 +123,7 @@ def test_it_admits_exactly_the_limit_when_batched_under_concurrency() -> None:
 
 
 def test_it_falls_back_per_process_when_batched_and_redis_is_down(redis_down) -> None:  # type: ignore[no-untyped-def]
-    from scoreboard.ratelimit import ratelimit_hit_many
+    from core.ratelimit import ratelimit_hit_many
 
     key = uuid.uuid4().hex
     decisions = [ratelimit_hit_many([("down", key, "2/m")])[0] for _ in range(3)]

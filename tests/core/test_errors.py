@@ -7,7 +7,7 @@ import json
 import pytest
 from django.test import Client
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.scoreboard.urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.core.urls")]
 
 
 def envelope(response) -> dict:  # type: ignore[no-untyped-def]

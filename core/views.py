@@ -10,10 +10,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.views import csrf
 from django.views.decorators.csrf import csrf_exempt
 
-from scoreboard import metrics as service_metrics
-from scoreboard.exceptions import error_body, with_request_id
-from scoreboard.health import readiness
-from scoreboard.http import client_ip
+from core import metrics as service_metrics
+from core.exceptions import error_body, with_request_id
+from core.health import readiness
+from core.http import client_ip
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -79,7 +79,7 @@ def _json_view(request):  # type: ignore[no-untyped-def]
 def test_the_policy_built_once_is_the_one_django_csp_builds() -> None:
     from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
 
-    from scoreboard.middleware import CSPMiddleware
+    from core.middleware import CSPMiddleware
 
     ours = _through_middleware(CSPMiddleware, _json_view)
     theirs = _through_middleware(DjangoCSPMiddleware, _json_view)
@@ -88,7 +88,7 @@ def test_the_policy_built_once_is_the_one_django_csp_builds() -> None:
 
 
 def test_a_changed_setting_changes_the_policy_at_once(settings) -> None:  # type: ignore[no-untyped-def]
-    from scoreboard.middleware import CSPMiddleware
+    from core.middleware import CSPMiddleware
 
     before = _through_middleware(CSPMiddleware, _json_view).headers["Content-Security-Policy"]
     settings.CONTENT_SECURITY_POLICY = {
@@ -108,7 +108,7 @@ def test_a_nonce_or_a_customised_response_goes_through_django_csp(settings) -> N
     from csp.constants import NONCE
     from csp.decorators import csp_exempt, csp_update
 
-    from scoreboard.middleware import CSPMiddleware
+    from core.middleware import CSPMiddleware
 
     def uses_nonce(request):  # type: ignore[no-untyped-def]
         from django.http import HttpResponse

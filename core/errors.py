@@ -1,6 +1,6 @@
 """The application's error hierarchy: every business rule failure has a code and a status.
 
-One exception handler (`scoreboard.exceptions`) renders these, and DRF's and Django's own
+One exception handler (`core.exceptions`) renders these, and DRF's and Django's own
 errors, in the envelope of SPEC.md:
 `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 """
