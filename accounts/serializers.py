@@ -59,14 +59,6 @@ class UserSerializer(serializers.ModelSerializer):
         fields = ["id", "username", "email", "dateJoined"]
 
 
-class MeSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    username = serializers.CharField()
-    score = serializers.IntegerField()
-    rank = serializers.IntegerField(allow_null=True)
-    dateJoined = serializers.DateTimeField()
-
-
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, trim_whitespace=False)

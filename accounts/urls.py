@@ -7,7 +7,6 @@ urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/logout/", views.LogoutView.as_view(), name="auth-logout"),
-    path("me/", views.MeView.as_view(), name="me"),
     path("me/sessions/", views.SessionListView.as_view(), name="me-sessions"),
     path("me/sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="me-session"),
 ]

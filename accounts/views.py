@@ -14,7 +14,6 @@ from accounts import selectors, services
 from accounts.authentication import NotBanned
 from accounts.serializers import (
     LoginSerializer,
-    MeSerializer,
     RefreshSerializer,
     RegisterSerializer,
     SessionSerializer,
@@ -100,14 +99,6 @@ class LogoutView(APIView):
         serializer.is_valid(raise_exception=True)
         services.session_logout(refresh=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_205_RESET_CONTENT)
-
-
-class MeView(APIView):
-    permission_classes = [IsAuthenticated, NotBanned]
-
-    @extend_schema(responses={200: MeSerializer, **ERRORS})
-    def get(self, request: Request) -> Response:
-        return Response(MeSerializer(selectors.user_profile(user=request.user)).data)
 
 
 class SessionListView(APIView):

@@ -48,8 +48,7 @@ from fraud.services import (
     fraud_signals_prefetch,
 )
 from leaderboard.selectors import leaderboard_rank_of
-from scoreboard.models import ScoreEntry
-from scoreboard.services import ledger_award, ledger_lock
+from scoreboard.services import LedgerWrite, ledger_award, ledger_lock
 
 logger = logging.getLogger(__name__)
 
@@ -350,7 +349,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
     # rules' memory: one round trip, sent as the block ends.
     with redis_batch():
         try:
-            completion = _accept(request, action=action, token=token, risk=risk)
+            completion, write = _accept(request, action=action, token=token, risk=risk)
         except _IdempotencyRaceError:
             replayed = _replay(user, request.idempotency_key or "", request.fingerprint)
             if replayed is None:
@@ -363,7 +362,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
             # or the connection reset as the transaction ended): if the completion is
             # stored, it was accepted, and the client must hear so. Otherwise the error
             # (503) stands.
-            completion = _stored(user, token.nonce)
+            completion, write = _stored(user, token.nonce), None
             if completion is None:
                 raise
         fraud_remember(
@@ -376,7 +375,7 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         )
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
-    body = _completion_body(completion, rank=_rank_after(completion.score_entry, user))
+    body = _completion_body(completion, rank=_rank_after(write, user))
     if request.idempotency_key:
         try:
             IdempotencyRecord.objects.filter(user_id=user.pk, key=request.idempotency_key).update(
@@ -422,12 +421,12 @@ def _refuse(
     raise FraudBlockedError(details={"reasons": risk.public_reasons()})
 
 
-def _rank_after(entry: ScoreEntry, user: User) -> int | None:
-    """The rank the board gave the completion after commit, or a fresh read of it."""
-    try:
-        return entry.rank_after
-    except AttributeError:  # the board was not told (it failed, or no commit ran)
-        return leaderboard_rank_of(user_id=user.pk)
+def _rank_after(write: LedgerWrite | None, user: User) -> int | None:
+    """The rank the board gave the completion after commit, or a fresh read of it (the
+    board was not told: it failed, or the commit's outcome had to be read back)."""
+    if write is not None and write.ranked:
+        return write.rank
+    return leaderboard_rank_of(user_id=user.pk)
 
 
 def _stored(user: User, nonce: str) -> Completion | None:
@@ -449,7 +448,7 @@ class _IdempotencyRaceError(Exception):
 @transaction.atomic
 def _accept(
     request: CompletionRequest, *, action: ActionType, token: ActionToken, risk: RiskAssessment
-) -> Completion:
+) -> tuple[Completion, LedgerWrite]:
     """The completion's one transaction: claim, lock, check, award, record."""
     user, ip, user_agent = request.user, request.ip, request.user_agent
     # The key is claimed first (a twin request waits on it, then replays) and names the
@@ -481,7 +480,7 @@ def _accept(
         raise TokenInvalidError("The token's user no longer exists or is inactive.")
     now = row.user.at or timezone.now()
     _check_rules(user=user, action=action, now=now)
-    entry = ledger_award(
+    write = ledger_award(
         user_id=user.pk,
         locked=row.user,
         delta=action.reward,
@@ -497,7 +496,7 @@ def _accept(
         user_id=user.pk,
         action=action,
         nonce=token.nonce,
-        score_entry=entry,
+        score_entry=write.entry,
         delta=action.reward,
         started_at=token.issued_at,
         client_timestamp=request.client_timestamp,
@@ -532,7 +531,7 @@ def _accept(
         },
         event_key=f"completion.accepted:{completion.pk}",
     )
-    return completion
+    return completion, write
 
 
 _BACKFILL_CURSOR = "completion.accepted"

@@ -535,7 +535,7 @@ def completion_reverse(*, completion: Any, admin: User, note: str = "") -> bool:
         with transaction.atomic():
             entry = ledger_reverse(
                 entry=completion.score_entry, note=note or f"reversed by {_actor(admin)}"
-            )
+            ).entry
             FraudLog.objects.filter(completion=completion, reviewed_at__isnull=True).update(
                 reviewed_at=timezone.now(), reviewed_by=admin, outcome=FraudLog.Outcome.REVERSED
             )

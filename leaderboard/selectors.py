@@ -155,3 +155,14 @@ def leaderboard_around(*, user: User, radius: int) -> dict[str, Any]:
     offset = max(0, rank - 1 - radius)
     page = leaderboard_page(offset=offset, limit=rank - offset + radius)
     return {"me": {"rank": rank, "score": score}, "entries": page["entries"]}
+
+
+def user_profile(*, user: User) -> dict[str, Any]:
+    """The /me payload: who the user is, their score and rank."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "score": user.score,
+        "rank": leaderboard_rank_of(user_id=user.pk),
+        "dateJoined": user.date_joined,
+    }

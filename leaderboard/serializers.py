@@ -39,3 +39,11 @@ class UserRankSerializer(serializers.Serializer):
     userId = serializers.UUIDField()
     username = serializers.CharField()
     score = serializers.IntegerField()
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    username = serializers.CharField()
+    score = serializers.IntegerField()
+    rank = serializers.IntegerField(allow_null=True)
+    dateJoined = serializers.DateTimeField()

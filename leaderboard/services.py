@@ -26,6 +26,7 @@ from leaderboard import broadcast
 from leaderboard.index import IndexColdError, RedisIndex, micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
 from scoreboard.models import ScoreEntry
+from scoreboard.services import LedgerChange
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,22 @@ def _apply(index: RedisIndex, user: User, entry_id: int) -> None:
         reached_at=user.score_reached_at,
         entry_id=entry_id,
         ranked=user.is_active and not user.is_banned,
+    )
+
+
+def leaderboard_ledger_changed(
+    change: LedgerChange, tell_rank: Callable[[int | None], None]
+) -> None:
+    """The ledger's subscriber (registered in `LeaderboardConfig.ready`): a committed entry."""
+    leaderboard_score_changed(
+        user_id=change.user_id,
+        score=change.score,
+        previous_score=change.previous_score,
+        reached_at=change.reached_at,
+        entry_id=change.entry_id,
+        username=change.username,
+        ranked=change.ranked,
+        on_rank=tell_rank,
     )
 
 

@@ -13,7 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import NotBanned
 from accounts.models import User
+from accounts.views import ERRORS
 from core.errors import NotFoundError
 from core.query import query_values
 from leaderboard import selectors
@@ -22,6 +24,7 @@ from leaderboard.serializers import (
     AroundSerializer,
     BoardQuerySerializer,
     BoardSerializer,
+    MeSerializer,
     UserRankSerializer,
 )
 
@@ -41,6 +44,14 @@ class BoardView(APIView):
     def get(self, request: Request) -> Response:
         page = selectors.leaderboard_page(**query_values(BoardQuerySerializer, request.GET))
         return Response({**page, "generatedAt": timezone.now()})
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated, NotBanned]
+
+    @extend_schema(responses={200: MeSerializer, **ERRORS})
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(selectors.user_profile(user=request.user)).data)
 
 
 class AroundMeView(APIView):

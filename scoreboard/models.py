@@ -34,10 +34,6 @@ class ScoreEntry(models.Model):
     # Equal to the user's `score_reached_at` for the score this entry produced.
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    # Not stored: the user's rank once the board took this entry in (set after commit by
-    # the writer's process; None when not ranked, absent when the board was not told).
-    rank_after: int | None
-
     class Meta:
         verbose_name_plural = "score entries"
         indexes = [models.Index(fields=["user", "-created_at"], name="entry_user_recent")]

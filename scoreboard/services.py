@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,25 +81,64 @@ def ledger_lock(*, user_id: uuid.UUID, add: int) -> LockedRow:
     return LockedRow(user=user, is_active=is_active, is_banned=is_banned)
 
 
-def _publish_score_changed(entry: ScoreEntry, locked: LockedUser | None) -> None:
-    """After commit, tell the leaderboard; the user's new rank lands on `entry.rank_after`."""
-    # leaderboard reacts to committed changes only; imported here to keep it downstream.
-    from leaderboard.services import leaderboard_score_changed
+@dataclass(frozen=True)
+class LedgerChange:
+    """A committed ledger entry, as the ledger's subscribers hear it after commit."""
 
-    def rank_after(rank: int | None) -> None:
-        entry.rank_after = rank
+    user_id: uuid.UUID
+    score: int
+    previous_score: int
+    reached_at: datetime
+    entry_id: int
+    # Read under the writer's row lock, when it held one (saves the subscriber a query).
+    username: str | None = None
+    ranked: bool | None = None  # active and not banned
+
+
+@dataclass
+class LedgerWrite:
+    """What `ledger_award` hands back: the entry and, once the transaction committed and
+    a subscriber ranked it, the user's new rank (None when the user is not ranked)."""
+
+    entry: ScoreEntry
+    rank: int | None = None
+    ranked: bool = False  # a subscriber answered `rank`
+
+    @property
+    def score(self) -> int:
+        return self.entry.score_after
+
+    def rank_heard(self, rank: int | None) -> None:
+        self.rank, self.ranked = rank, True
+
+
+# A subscriber is called after commit with the change and a callback for the user's rank.
+LedgerSubscriber = Callable[[LedgerChange, Callable[[int | None], None]], None]
+_subscribers: list[LedgerSubscriber] = []
+
+
+def ledger_subscribe(subscriber: LedgerSubscriber) -> None:
+    """Call `subscriber` after every committed ledger entry (registered in `ready()`)."""
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
+
+
+def _publish(write: LedgerWrite, locked: LockedUser | None) -> None:
+    """After commit, tell every subscriber; the first rank any of them hears is kept."""
+    entry = write.entry
+    change = LedgerChange(
+        user_id=entry.user_id,
+        score=entry.score_after,
+        previous_score=entry.score_before,
+        reached_at=entry.created_at,
+        entry_id=entry.pk,
+        username=locked.username if locked else None,
+        ranked=locked.ranked if locked else None,
+    )
 
     def publish() -> None:
-        leaderboard_score_changed(
-            user_id=entry.user_id,
-            score=entry.score_after,
-            previous_score=entry.score_before,
-            reached_at=entry.created_at,
-            entry_id=entry.pk,
-            username=locked.username if locked else None,
-            ranked=locked.ranked if locked else None,
-            on_rank=rank_after,
-        )
+        for subscriber in _subscribers:
+            subscriber(change, write.rank_heard)
 
     transaction.on_commit(publish, robust=True)
 
@@ -115,12 +155,12 @@ def ledger_award(
     reverses: ScoreEntry | None = None,
     note: str = "",
     locked: LockedUser | None = None,
-) -> ScoreEntry:
+) -> LedgerWrite:
     """Add `delta` to a user's score and record the entry, in the caller's transaction.
 
     Locks the user's row until the transaction ends, so `score_before`/`score_after` are
     exact under concurrent awards. A caller that already holds that lock in this
-    transaction passes what it read under it as `locked`. The leaderboard hears of it
+    transaction passes what it read under it as `locked`. Its subscribers hear of it
     only after commit.
     """
     now = (locked.at if locked else None) or timezone.now()
@@ -155,8 +195,9 @@ def ledger_award(
             note=note[:255],
             created_at=now,
         )
-        _publish_score_changed(entry, locked)
-    return entry
+        write = LedgerWrite(entry=entry)
+        _publish(write, locked)
+    return write
 
 
 class AlreadyReversedError(ConflictError):
@@ -164,7 +205,7 @@ class AlreadyReversedError(ConflictError):
     message = "This score entry has already been reversed."
 
 
-def ledger_reverse(*, entry: ScoreEntry, note: str = "") -> ScoreEntry:
+def ledger_reverse(*, entry: ScoreEntry, note: str = "") -> LedgerWrite:
     """Append the compensating entry for `entry`; a second reversal of it is refused."""
     if entry.reason == ScoreEntry.Reason.REVERSAL:
         raise ConflictError("A reversal cannot itself be reversed.")

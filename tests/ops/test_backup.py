@@ -91,7 +91,7 @@ def _populate(complete_one) -> None:  # type: ignore[no-untyped-def]
     complete_one(alice)  # a completion through the API: completion + ledger entry
     ledger_award(user_id=alice.pk, delta=40, action_id="quiz")
     ledger_award(user_id=bob.pk, delta=100, action_id="level-up")
-    wrong = ledger_award(user_id=bob.pk, delta=30, action_id="quiz")
+    wrong = ledger_award(user_id=bob.pk, delta=30, action_id="quiz").entry
     ledger_reverse(entry=wrong, note="reviewed: scripted")
     ledger_award(user_id=carol.pk, delta=70, action_id="quiz")
     assert ScoreEntry.objects.count() == 6

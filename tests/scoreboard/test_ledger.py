@@ -47,7 +47,7 @@ def lock_then_refuse(user_id) -> None:  # type: ignore[no-untyped-def]
 def lock_then_award(user_id, *, locked: int, awarded: int) -> ScoreEntry:  # type: ignore[no-untyped-def]
     with transaction.atomic():
         row = ledger_lock(user_id=user_id, add=locked)
-        return ledger_award(user_id=user_id, delta=awarded, locked=row.user)
+        return ledger_award(user_id=user_id, delta=awarded, locked=row.user).entry
 
 
 def test_a_refusal_after_the_lock_rolls_the_addition_back() -> None:

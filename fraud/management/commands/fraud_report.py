@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 
-from actions.models import Completion
 from fraud.models import AuditEvent, FraudLog
+from scoreboard.selectors import completions_accepted_count
 
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             raise CommandError(f"--since must look like 30m, 24h, 7d or 2w, not {since!r}") from exc
         if top < 1:
             raise CommandError("--top must be at least 1")
-        accepted = Completion.objects.filter(created_at__gte=start).count()
+        accepted = completions_accepted_count(since=start)
         logs = FraudLog.objects.filter(created_at__gte=start)
         decisions = Counter(dict(logs.values_list("event").annotate(n=Count("id"))))
         by_rule: dict[str, Counter[str]] = {}
