@@ -30,6 +30,6 @@ class UserAdmin(BaseUserAdmin):
         ),
     )
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        *(BaseUserAdmin.fieldsets or ()),
         ("Scoreboard", {"fields": ("score", "score_reached_at", "is_banned", "banned_at")}),
     )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
@@ -51,7 +51,7 @@ class User(AbstractUser):
     is_banned = models.BooleanField(default=False)
     banned_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ScoreboardUserManager()
+    objects: ClassVar[ScoreboardUserManager] = ScoreboardUserManager()
 
     class Meta:
         constraints = [

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.authentication import NotBanned
+from accounts.authentication import NotBanned, request_user
 from accounts.serializers import (
     LoginSerializer,
     RefreshSerializer,
@@ -106,7 +106,7 @@ class SessionListView(APIView):
 
     @extend_schema(responses={200: SessionSerializer(many=True), **ERRORS})
     def get(self, request: Request) -> Response:
-        sessions = selectors.sessions_active(user=request.user)
+        sessions = selectors.sessions_active(user=request_user(request))
         return Response(SessionSerializer(sessions, many=True).data)
 
 
@@ -115,5 +115,5 @@ class SessionDetailView(APIView):
 
     @extend_schema(responses={204: None, 404: OpenApiResponse(description="`not_found`"), **ERRORS})
     def delete(self, request: Request, session_id: str) -> Response:
-        services.session_revoke(user=request.user, session_id=session_id)
+        services.session_revoke(user=request_user(request), session_id=session_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

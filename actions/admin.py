@@ -71,7 +71,7 @@ class CompletionAdmin(admin.ModelAdmin):
     def reversed(self, completion: Completion) -> bool:
         return hasattr(completion.score_entry, "reversed_by")
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         # The review desk links to one user's completions.
         return lookup == "user__id__exact" or super().lookup_allowed(lookup, value, request)
 
@@ -94,11 +94,11 @@ class CompletionAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import request_user
 from actions import services
 from actions.models import ActionType, Completion
 from actions.serializers import (
@@ -48,7 +50,7 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     pagination_class = None
     lookup_value_regex = r"[a-z0-9][a-z0-9_-]{0,63}"
 
-    def get_permissions(self):  # type: ignore[no-untyped-def]
+    def get_permissions(self) -> list[BasePermission]:
         return [AllowAny()] if self.action == "list" else [IsAuthenticated()]
 
     @extend_schema(
@@ -62,7 +64,7 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
-        raw, token, action_type = services.action_start(user=request.user, action_id=pk)
+        raw, token, action_type = services.action_start(user=request_user(request), action_id=pk)
         earliest = token.issued_at.timestamp() + action_type.min_duration_seconds
         from datetime import UTC, datetime
 
@@ -109,7 +111,7 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data = serializer.validated_data
         return services.completion_submit(
             request=services.CompletionRequest(
-                user=request.user,
+                user=request_user(request),
                 action_id=data["actionId"],
                 raw_token=data["actionToken"],
                 client_timestamp=data.get("timestamp"),
@@ -131,5 +133,7 @@ class MyCompletionsView(ListAPIView):
     serializer_class = CompletionSerializer
     permission_classes = [IsAuthenticated]
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
-        return Completion.objects.filter(user=self.request.user).order_by("-created_at", "-pk")
+    def get_queryset(self) -> QuerySet[Completion]:
+        return Completion.objects.filter(user=request_user(self.request)).order_by(
+            "-created_at", "-pk"
+        )

@@ -28,10 +28,12 @@ def project_modules() -> list[str]:
     from django.apps import apps
     from django.conf import settings
 
-    names = []
+    names: list[str] = []
     for app in apps.get_app_configs():
         if Path(app.path).parent != Path(settings.BASE_DIR):
             continue  # a library's app
+        if app.module is None:
+            continue
         found = pkgutil.walk_packages(app.module.__path__, prefix=f"{app.name}.")
         names.extend(m.name for m in found if not any(part in m.name for part in SKIPPED))
     return names

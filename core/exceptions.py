@@ -68,9 +68,9 @@ def _drf_code(exc: drf.APIException) -> str:
     # simplejwt and our authentication classes carry specific codes ("token_not_valid").
     detail = exc.detail
     if isinstance(detail, dict) and isinstance(detail.get("code"), str):
-        code = detail["code"]
+        code = str(detail["code"])
     elif getattr(detail, "code", None) not in (None, "invalid", "error", exc.default_code):
-        code = str(detail.code)
+        code = str(getattr(detail, "code", code))
     return code
 
 
@@ -104,8 +104,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             details = {"fields": _field_errors(exc.detail)}
             if isinstance(exc.detail, list):
                 details = {"nonField": _field_errors(exc.detail)}
-        if isinstance(exc, drf.Throttled) and exc.wait is not None:
-            retry = max(1, int(exc.wait + 0.999))
+        wait: float | None = getattr(exc, "wait", None)  # set by Throttled's constructor
+        if isinstance(exc, drf.Throttled) and wait is not None:
+            retry = max(1, int(wait + 0.999))
             headers["Retry-After"] = str(retry)
             details = {"retryAfter": retry}
         body = error_body(_drf_code(exc), _drf_message(exc), details)

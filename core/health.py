@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypedDict
@@ -25,10 +26,10 @@ class Check(TypedDict):
     detail: str
 
 
-def _timed(fn) -> Check:  # type: ignore[no-untyped-def]
+def _timed(fn: Callable[[], object]) -> Check:
     start = time.perf_counter()
     try:
-        detail = fn() or "ok"
+        detail = str(fn() or "ok")
         ok = True
     except Exception as exc:
         logger.warning("readiness check failed: %s", exc)

@@ -112,7 +112,7 @@ class DaphneAccessLog:
     def __call__(self, protocol: str, action: str, details: dict[str, Any]) -> None:
         # daphne's HTTP "path" is the raw URI, query string (and so ?token=) included.
         path = str(details.get("path") or "").split("?", 1)[0]
-        fields = {"protocol": protocol, "action": action, "path": path}
+        fields: dict[str, Any] = {"protocol": protocol, "action": action, "path": path}
         fields["remote_addr"] = details.get("client")
         if protocol == "http":
             if action != "complete":

@@ -129,7 +129,7 @@ class MetricsMiddleware:
             response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
         matched = match is not None and match.route and match.url_name != "api-not-found"
-        route = f"/{match.route}" if matched else "unmatched"
+        route = f"/{match.route}" if match is not None and matched else "unmatched"
         self.metrics.http_request_duration.labels(
             route, request.method or "", str(response.status_code)
         ).observe(time.perf_counter() - start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -17,8 +18,8 @@ class JSONFirstNegotiation(DefaultContentNegotiation):
     once; any other header (a quality list, a format suffix, the browsable API in
     DEBUG) gets DRF's full negotiation, 406 included."""
 
-    def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: Any = None
+    def select_renderer(  # type: ignore[override]  # DRF passes a list (it indexes it)
+        self, request: Request, renderers: Sequence[BaseRenderer], format_suffix: Any = None
     ) -> tuple[BaseRenderer, str]:
         if len(renderers) == 1 and format_suffix is None:
             renderer = renderers[0]

@@ -95,7 +95,8 @@ class Server(DaphneServer):
                 del self.connections[protocol]
             elif disconnected:
                 self.to_reap.add(protocol)  # still shutting down: look again next time
-        reactor.callLater(1, self.application_checker)
+        # The interface's method as the module-level reactor's (zope signature): not its own.
+        reactor.callLater(1, self.application_checker)  # type: ignore[arg-type]
 
     def timeout_checker(self) -> None:
         """daphne's `timeout_checker` (timeouts and keepalive pings), one slice at a time."""
@@ -103,7 +104,7 @@ class Server(DaphneServer):
         for protocol in protocols[self.timeout_slice :: TIMEOUT_SLICES]:
             protocol.check_timeouts()
         self.timeout_slice = (self.timeout_slice + 1) % TIMEOUT_SLICES
-        reactor.callLater(TIMEOUT_PERIOD / TIMEOUT_SLICES, self.timeout_checker)
+        reactor.callLater(TIMEOUT_PERIOD / TIMEOUT_SLICES, self.timeout_checker)  # type: ignore[arg-type]
 
 
 def install() -> None:

@@ -8,6 +8,7 @@ round trip; threads overlap those waits and keep nginx's upstream connections al
 """
 
 import os
+from typing import Any
 
 from core.logs import logging_config
 
@@ -54,7 +55,7 @@ logconfig_dict["loggers"] = {
 }
 
 
-def child_exit(server, worker):  # type: ignore[no-untyped-def]
+def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the shared metrics directory."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

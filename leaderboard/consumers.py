@@ -100,7 +100,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if not settings.EMBEDDED or not (user and user.is_authenticated):
             # With Redis, `me.update` too arrives through this process's subscriber; only
             # the embedded default's in-memory layer carries it to a consumer.
-            self.channel_layer_alias = None  # type: ignore[assignment]
+            self.channel_layer_alias = None
         try:
             if self.channel_layer_alias is None:
                 await self._serve(scope, receive, send)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from django.conf import settings
@@ -166,3 +167,37 @@ def user_profile(*, user: User) -> dict[str, Any]:
         "rank": leaderboard_rank_of(user_id=user.pk),
         "dateJoined": user.date_joined,
     }
+
+
+@dataclass(frozen=True)
+class IndexMismatch:
+    """A user the ranking index holds otherwise than PostgreSQL says it should."""
+
+    username: str
+    expected: int | str | None  # the score to rank, None for "not ranked"
+    found: int | str | None
+
+
+def leaderboard_index_mismatches() -> list[IndexMismatch]:
+    """Every user whose index entry differs from their stored total (or the whole index,
+    when it is cold). Raises `IndexUnavailableError` when Redis does not answer."""
+    users = list(User.objects.values_list("id", "username", "score", "is_active", "is_banned"))
+    index = RedisIndex()
+    try:
+        found = {str(uid): index.rank(user_id=uid) for uid, *_ in users}
+    except IndexColdError:
+        return [IndexMismatch("(the whole index)", "built", "cold: never built or lost its data")]
+    except Exception as exc:
+        raise IndexUnavailableError(str(exc)) from exc
+    problems = []
+    for uid, name, score, active, banned in users:
+        expected = score if active and not banned and score > 0 else None
+        ranked = found[str(uid)]
+        got = ranked[1] if ranked else None
+        if expected != got:
+            problems.append(IndexMismatch(name, expected, got))
+    return problems
+
+
+class IndexUnavailableError(Exception):
+    """The ranking index could not be read (Redis down)."""

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import NotBanned
+from accounts.authentication import NotBanned, request_user
 from accounts.models import User
 from accounts.views import ERRORS
 from core.errors import NotFoundError
@@ -51,7 +51,7 @@ class MeView(APIView):
 
     @extend_schema(responses={200: MeSerializer, **ERRORS})
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(selectors.user_profile(user=request.user)).data)
+        return Response(MeSerializer(selectors.user_profile(user=request_user(request))).data)
 
 
 class AroundMeView(APIView):
@@ -67,7 +67,7 @@ class AroundMeView(APIView):
     )
     def get(self, request: Request) -> Response:
         query = query_values(AroundQuerySerializer, request.GET)
-        return Response(selectors.leaderboard_around(user=request.user, **query))
+        return Response(selectors.leaderboard_around(user=request_user(request), **query))
 
 
 class UserRankView(APIView):

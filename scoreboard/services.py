@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.models import User
@@ -54,7 +54,7 @@ def ledger_lock(*, user_id: uuid.UUID, add: int) -> LockedRow:
     meta = User._meta
     table, pk = meta.db_table, meta.pk
     score, reached, active, banned, username = (
-        meta.get_field(name).column
+        meta.get_field(name).column  # type: ignore[union-attr]  # concrete fields
         for name in ("score", "score_reached_at", "is_active", "is_banned", "username")
     )
     with connection.cursor() as cursor:
@@ -223,3 +223,15 @@ def ledger_reverse(*, entry: ScoreEntry, note: str = "") -> LedgerWrite:
             )
     except IntegrityError as exc:  # a concurrent reversal won the unique `reverses` key
         raise AlreadyReversedError() from exc
+
+
+@transaction.atomic
+def ledger_total_reset(*, user_id: uuid.UUID) -> int:
+    """Set a user's stored total to the sum of their ledger entries (the ledger is the
+    truth; the total is its cache) and return it. Locks the user's row meanwhile, so no
+    award lands between the sum and the write."""
+    if not User.objects.select_for_update(no_key=True).filter(pk=user_id).exists():
+        raise NotFoundError("User not found.")
+    total = ScoreEntry.objects.filter(user_id=user_id).aggregate(total=Sum("delta"))["total"] or 0
+    User.objects.filter(pk=user_id).update(score=total)
+    return int(total)

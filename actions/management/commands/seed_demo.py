@@ -8,13 +8,15 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts.models import User
+from accounts.services import user_register
 from actions.models import ActionType
+from actions.services import action_type_save
 from scoreboard.models import ScoreEntry
 from scoreboard.services import ledger_award
 
 DEMO_PASSWORD = "scoreboard-demo"  # noqa: S105 - documented demo credential
 DEMO_USERS = [("alice", 420), ("bob", 380), ("carol", 250), ("dave", 120), ("erin", 60)]
-DEMO_ACTIONS = [
+DEMO_ACTIONS: list[dict[str, Any]] = [
     {"id": "click", "name": "Click the button", "reward": 1},
     {
         "id": "quiz",
@@ -49,17 +51,24 @@ class Command(BaseCommand):
         created_users = created_actions = 0
         with transaction.atomic():
             for spec in DEMO_ACTIONS:
-                _, created = ActionType.objects.get_or_create(id=spec["id"], defaults=spec)
-                created_actions += created
-            for username, score in DEMO_USERS:
-                user, created = User.objects.get_or_create(
-                    username=username, defaults={"email": f"{username}@example.com"}
-                )
-                if not created:
+                if ActionType.objects.filter(pk=spec["id"]).exists():
                     continue
+                action_type_save(
+                    action_id=spec["id"],
+                    name=spec["name"],
+                    reward=spec["reward"],
+                    cooldown_seconds=spec.get("cooldown_seconds", 0),
+                    min_duration_seconds=spec.get("min_duration_seconds", 0),
+                    daily_cap=spec.get("daily_cap"),
+                )
+                created_actions += 1
+            for username, score in DEMO_USERS:
+                if User.objects.filter(username__iexact=username).exists():
+                    continue
+                user = user_register(
+                    username=username, email=f"{username}@example.com", password=DEMO_PASSWORD
+                )
                 created_users += 1
-                user.set_password(DEMO_PASSWORD)
-                user.save(update_fields=["password"])
                 ledger_award(
                     user_id=user.pk,
                     delta=score,
