@@ -7,6 +7,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+TYPED := core accounts scoreboard leaderboard fraud actions config deploy
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -56,9 +57,13 @@ test: install system-deps
 test-faults: install system-deps
 	FAULTS_LONG=1 $(PY) -m pytest -m "faults or quickfaults" $(PYTEST_ARGS)
 
+# Style, the layers (every import runs downhill: pyproject's import-linter contracts) and
+# the types (mypy with django-stubs; strict on core and scoreboard).
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy $(TYPED)
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -29,4 +29,4 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 def user_agent(request: HttpRequest) -> str:
-    return request.META.get("HTTP_USER_AGENT", "")[:512]
+    return str(request.META.get("HTTP_USER_AGENT", ""))[:512]

@@ -173,7 +173,9 @@ class TextLogFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
-def logging_config(*, fmt: str, level: str, loggers: dict[str, Any] | None = None) -> dict:
+def logging_config(
+    *, fmt: str, level: str, loggers: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A dictConfig of one stderr handler in `fmt` ("json" or "text") for the root logger."""
     formatter = "json" if fmt == "json" else "text"
     return {
@@ -197,7 +199,7 @@ def logging_config(*, fmt: str, level: str, loggers: dict[str, Any] | None = Non
     }
 
 
-def configure(config: dict) -> None:
+def configure(config: dict[str, Any]) -> None:
     """LOGGING_CONFIG: apply `config`, and send Python warnings through it too, so they
     come out as log lines of the same format rather than raw text on stderr."""
     logging.config.dictConfig(config)

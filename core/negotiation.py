@@ -31,4 +31,7 @@ class JSONFirstNegotiation(DefaultContentNegotiation):
                 and not (override and request.query_params.get(override))
             ):
                 return renderer, renderer.media_type
-        return super().select_renderer(request, renderers, format_suffix)
+        chosen: tuple[BaseRenderer, str] = super().select_renderer(
+            request, renderers, format_suffix
+        )
+        return chosen

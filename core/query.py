@@ -20,7 +20,7 @@ _EMPTY = serializers.empty
 
 @functools.cache
 def _integer_bounds(
-    serializer_class: type[serializers.Serializer],
+    serializer_class: type[serializers.Serializer[Any]],
 ) -> dict[str, tuple[int | None, int | None, Any]] | None:
     """name -> (min, max, default) when every field is an IntegerField, else None."""
     bounds = {}
@@ -32,7 +32,7 @@ def _integer_bounds(
 
 
 def query_values(
-    serializer_class: type[serializers.Serializer], params: Mapping[str, str]
+    serializer_class: type[serializers.Serializer[Any]], params: Mapping[str, str]
 ) -> dict[str, Any]:
     """The validated query values; raises the serializer's ValidationError when invalid."""
     bounds = _integer_bounds(serializer_class)

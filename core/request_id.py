@@ -29,7 +29,7 @@ def request_id_from(request: HttpRequest) -> str:
     itself, which could use it to forge or collide ids in the logs: it is ignored.
     """
     if settings.TRUSTED_PROXY_COUNT > 0:
-        offered = request.META.get("HTTP_X_REQUEST_ID", "")
+        offered = str(request.META.get("HTTP_X_REQUEST_ID", ""))
         if _VALID.match(offered):
             return offered
     return new_request_id()

@@ -7,7 +7,7 @@ from scoreboard.models import ScoreEntry
 
 
 @admin.register(ScoreEntry)
-class ScoreEntryAdmin(admin.ModelAdmin):
+class ScoreEntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # not subscriptable at run time
     """The ledger is append-only: staff read it here and reverse through fraud review."""
 
     list_display = ("created_at", "user", "delta", "score_after", "reason", "action_id", "ip")
