@@ -357,7 +357,7 @@ if REDIS_SENTINELS:
         }
     ]
 
-# Atomic counters for rate limits (django-ratelimit's core) on the alias that raises.
+# Atomic counters for rate limits (core.ratelimit) on the alias that raises.
 RATELIMIT_USE_CACHE = "strict"
 
 # ---------------------------------------------------------------------------------------

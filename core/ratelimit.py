@@ -1,10 +1,13 @@
 """Atomic rate limits in Redis, with a per-process fallback when Redis is down.
 
-Counting is django-ratelimit's fixed-window counter (`cache.add` then `INCR`, atomic in
-Redis) on the `strict` cache alias, which raises on Redis errors instead of hiding them.
+A fixed-window counter per (scope, key, rate, window) on the `strict` cache alias, which
+raises on Redis errors instead of hiding them: `SET NX EX` then `INCR`, atomic in Redis.
 `ratelimit_hit_many` counts several limits of one request (a completion's per-user and
 per-IP limits) in one Redis round trip (or in the request's `redis_batch()`), on the
-very keys and windows django-ratelimit uses, so both paths count the same hits.
+same keys and windows as `ratelimit_hit`, so both paths count the same hits. The
+counter is written here rather than taken from a rate-limit library because the
+completion path must send its counts inside a round trip shared with other work, which
+no library's public API offers; the whole of it is the two commands above.
 When Redis fails, the same rate is enforced by a counter in this process's memory: the
 service keeps accepting requests, at most `limit` per window per process (so the
 effective limit is multiplied by the number of processes until Redis is back).
@@ -12,7 +15,9 @@ effective limit is multiplied by the number of processes until Redis is back).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,17 +25,40 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django_ratelimit.core import (
-    EXPIRATION_FUDGE,
-    _get_window,
-    _make_cache_key,
-    _split_rate,
-    get_usage,
-)
 
 from core.redis_batch import redis_later
 
 logger = logging.getLogger(__name__)
+
+# Seconds a counter outlives its window, so a slow clock never sees a fresh counter early.
+EXPIRATION_FUDGE = 5
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """("10/m" -> (10, 60)): a count per period, the period as N and a unit of s, m, h, d
+    ("100/5m" is 100 per 300 s). Raises ValueError for anything else."""
+    match = _RATE.match(rate)
+    if match is None:
+        raise ValueError(f"not a rate: {rate!r} (expected like '10/m' or '100/5m')")
+    count, multiple, unit = match.groups()
+    period = int(multiple or 1) * _PERIODS[unit]
+    if period <= 0:
+        raise ValueError(f"not a rate: {rate!r} (the period must be positive)")
+    return int(count), period
+
+
+def _window_end(key: str, period: int, now: int) -> int:
+    """The end of the fixed window holding `now`; windows of different keys are offset
+    (by a hash of the key) so that they don't all reset at one instant."""
+    offset = int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % period
+    return now - ((now - offset) % period) + period
+
+
+def _counter_key(scope: str, key: str, rate: str, window_end: int) -> str:
+    digest = hashlib.blake2b(f"{scope}:{key}".encode(), digest_size=16).hexdigest()
+    return f"rl:{scope}:{rate}:{window_end}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -90,24 +118,21 @@ def ratelimit_hit(*, scope: str, key: str, rate: str, increment: bool = True) ->
 
     With `increment=False` only reads the current count (for "limit failures only").
     """
-    limit, period = _split_rate(rate)
+    limit, period = parse_rate(rate)
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return RateDecision(limit=limit, count=0, reset_seconds=period)
+    now = int(time.time())
+    window = _window_end(key, period, now)
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    cache_key = _counter_key(scope, key, rate, window)
     try:
-        usage = get_usage(
-            None, group=scope, key=lambda _group, _request: key, rate=rate, increment=increment
-        )
+        cache.add(cache_key, 0, timeout=period + EXPIRATION_FUDGE)
+        count = cache.incr(cache_key) if increment else cache.get(cache_key, 0)
     except Exception:
         logger.warning("rate limit store unavailable; using per-process limit for %s", scope)
         count, reset = _local.hit(f"{scope}:{key}", period, increment)
         return RateDecision(limit=limit, count=count, reset_seconds=max(1, reset), degraded=True)
-    if usage is None:  # rate limiting disabled by settings
-        return RateDecision(limit=limit, count=0, reset_seconds=period)
-    if usage["time_left"] < 0:  # the store answered but could not count
-        logger.warning("rate limit store could not count; using per-process limit for %s", scope)
-        count, reset = _local.hit(f"{scope}:{key}", period, increment)
-        return RateDecision(limit=limit, count=count, reset_seconds=max(1, reset), degraded=True)
-    return RateDecision(
-        limit=limit, count=int(usage["count"]), reset_seconds=max(1, int(usage["time_left"]))
-    )
+    return RateDecision(limit=limit, count=int(count), reset_seconds=max(1, window - now))
 
 
 def ratelimit_hit_many(hits: list[tuple[str, str, str]]) -> list[RateDecision]:
@@ -123,10 +148,11 @@ def ratelimit_hit_many(hits: list[tuple[str, str, str]]) -> list[RateDecision]:
         decisions.extend(ratelimit_hit(scope=s, key=k, rate=r) for s, k, r in hits)
         return decisions
     plan = []
+    now = int(time.time())
     for scope, key, rate in hits:
-        limit, period = _split_rate(rate)
-        window = _get_window(key, period)
-        cache_key = cache.make_and_validate_key(_make_cache_key(scope, window, rate, key, None))
+        limit, period = parse_rate(rate)
+        window = _window_end(key, period, now)
+        cache_key = cache.make_and_validate_key(_counter_key(scope, key, rate, window))
         plan.append((scope, key, limit, period, window, cache_key))
 
     def queue(pipe: Any) -> None:

@@ -129,3 +129,28 @@ def test_it_falls_back_per_process_when_batched_and_redis_is_down(redis_down) ->
     decisions = [ratelimit_hit_many([("down", key, "2/m")])[0] for _ in range(3)]
     assert all(d.degraded for d in decisions)
     assert [d.limited for d in decisions] == [False, False, True]
+
+
+@pytest.mark.parametrize(
+    ("rate", "parsed"),
+    [
+        ("10/m", (10, 60)),
+        ("300/m", (300, 60)),
+        ("1/s", (1, 1)),
+        ("100/5m", (100, 300)),
+        ("5 / h", (5, 3600)),
+        ("2/d", (2, 86400)),
+    ],
+)
+def test_it_parses_a_rate_into_count_and_period(rate: str, parsed: tuple[int, int]) -> None:
+    from core.ratelimit import parse_rate
+
+    assert parse_rate(rate) == parsed
+
+
+@pytest.mark.parametrize("rate", ["", "10", "10/x", "ten/m", "10/0m", "-1/m", "10/m/s"])
+def test_it_refuses_a_rate_it_cannot_read(rate: str) -> None:
+    from core.ratelimit import parse_rate
+
+    with pytest.raises(ValueError, match="not a rate"):
+        parse_rate(rate)
