@@ -34,9 +34,12 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from accounts.models import User
 from core import metrics
+from core.enqueue import task_enqueue
 from core.redis_batch import redis_later
 from core.redis_scripts import redis_script
+from fraud.models import AuditEvent
 
 logger = logging.getLogger(__name__)
 
@@ -113,20 +116,16 @@ def _wake_ms() -> int:
 
 
 def _queue_drain(*, countdown: float) -> None:
-    from fraud.tasks import audit_drain
-
     try:
-        audit_drain.apply_async(countdown=countdown)
+        task_enqueue("fraud.audit_drain", countdown=countdown)
     except Exception:  # the beat's drain writes the list later
         metrics.backing_service_errors.labels("celery").inc()
         logger.warning("could not queue the audit drain; the periodic one will write it")
 
 
 def _as_task(record: dict[str, Any]) -> None:
-    from fraud.tasks import completion_audit
-
     try:
-        completion_audit.delay(**record)
+        task_enqueue("fraud.completion_audit", **record)
     except Exception:  # the broker is down: an accepted record is backfilled later
         metrics.backing_service_errors.labels("celery").inc()
         logger.exception("could not queue the audit record %s", record["event_key"])
@@ -154,9 +153,6 @@ def audit_drain() -> int:
 
 def _write(raw: Iterable[bytes]) -> None:
     """Insert the records, once each; one that cannot be read or written is logged."""
-    from accounts.models import User
-    from fraud.models import AuditEvent
-
     events = []
     for item in raw:
         try:
@@ -183,3 +179,31 @@ def _write(raw: Iterable[bytes]) -> None:
                     AuditEvent.objects.bulk_create([event], ignore_conflicts=True)
             except IntegrityError:
                 logger.exception("dropped the audit record %s", event.event_key)
+
+
+def audit_event_write(
+    *,
+    kind: str,
+    user_id: str,
+    completion_id: str | None,
+    risk_score: float,
+    payload: dict[str, Any],
+    event_key: str | None = None,
+) -> bool:
+    """Write one audit record; False when its key was written before (a redelivery).
+
+    Idempotent per `event_key` (by default the kind and the completion)."""
+    key = event_key or (f"{kind}:{completion_id}" if completion_id else None)
+    try:
+        with transaction.atomic():
+            AuditEvent.objects.create(
+                kind=kind,
+                user_id=user_id,
+                completion_id=completion_id,
+                risk_score=risk_score,
+                payload=payload,
+                event_key=key,
+            )
+    except IntegrityError:  # delivered twice: the first delivery wrote it
+        return False
+    return True

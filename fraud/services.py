@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import Session, User
 from accounts.state import account_state_set, state_of
 from core import metrics
+from core.enqueue import task_enqueue
 from core.oncommit import after_commit
 from core.redis_batch import redis_later
 from fraud.geo import Place, place_of
@@ -339,24 +340,20 @@ def _review_key(now: datetime) -> str:
     return f"live:{int(now.timestamp() // 60)}"
 
 
-def _queue(task: Any, **kwargs: Any) -> None:
+def _queue(name: str, **kwargs: Any) -> None:
     try:
-        task.delay(**kwargs)
+        task_enqueue(name, **kwargs)
     except Exception:  # the broker is down: the sweep catches up with reviews and alerts
         metrics.backing_service_errors.labels("celery").inc()
-        logger.exception("could not queue %s", task.name)
+        logger.exception("could not queue %s", name)
 
 
 def _queue_review(*, user_id: uuid.UUID, key: str) -> None:
-    from fraud.tasks import user_review
-
-    _queue(user_review, user_id=str(user_id), key=key)
+    _queue("fraud.user_review", user_id=str(user_id), key=key)
 
 
 def _queue_alerts() -> None:
-    from fraud.tasks import alerts_send
-
-    _queue(alerts_send)
+    _queue("fraud.alerts_send")
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,10 +10,8 @@ import uuid
 from typing import Any
 
 from celery import shared_task
-from django.db import IntegrityError, transaction
 
 from fraud import alerts, audit, services
-from fraud.models import AuditEvent
 
 RETRYING: dict[str, Any] = {
     "ignore_result": True,
@@ -34,19 +32,14 @@ def completion_audit(
     event_key: str | None = None,
 ) -> None:
     """Record a completion decision in the audit trail. Idempotent per `event_key`."""
-    key = event_key or (f"{kind}:{completion_id}" if completion_id else None)
-    try:
-        with transaction.atomic():
-            AuditEvent.objects.create(
-                kind=kind,
-                user_id=user_id,
-                completion_id=completion_id,
-                risk_score=risk_score,
-                payload=payload,
-                event_key=key,
-            )
-    except IntegrityError:  # delivered twice: the first delivery wrote it
-        return
+    audit.audit_event_write(
+        kind=kind,
+        user_id=user_id,
+        completion_id=completion_id,
+        risk_score=risk_score,
+        payload=payload,
+        event_key=event_key,
+    )
 
 
 @shared_task(name="fraud.audit_drain", **RETRYING)
