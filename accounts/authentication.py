@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
@@ -99,7 +100,7 @@ class NotBanned(BasePermission):
         return True
 
 
-def request_user(request: Request) -> User:
+def request_user(request: Request | HttpRequest) -> User:
     """The user of a request that passed `IsAuthenticated`: a `User`, or the
     `TokenClaimsUser` that stands in for one (an isinstance check would load its row)."""
     return cast("User", request.user)

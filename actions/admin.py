@@ -4,10 +4,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.authentication import request_user
 from actions.models import ActionType, Completion
-from actions.services import action_types_changed
+from actions.services import action_types_changed, completion_reverse
 from fraud.geo import place_of
-from fraud.services import completion_reverse
 
 
 @admin.register(ActionType)
@@ -83,7 +83,7 @@ class CompletionAdmin(admin.ModelAdmin):
     )
     def reverse_selected(self, request: HttpRequest, queryset: QuerySet[Completion]) -> None:
         done = sum(
-            completion_reverse(completion=completion, admin=request.user)  # type: ignore[arg-type]
+            completion_reverse(completion=completion, admin=request_user(request))
             for completion in queryset.select_related("score_entry")
         )
         skipped = queryset.count() - done

@@ -45,6 +45,7 @@ from fraud.services import (
     fraud_log_blocked,
     fraud_log_flagged,
     fraud_remember,
+    fraud_reverse_entry,
     fraud_signals_prefetch,
 )
 from leaderboard.selectors import leaderboard_rank_of
@@ -665,3 +666,12 @@ def action_type_save(
     action.save()
     action_types_changed()
     return action, created
+
+
+def completion_reverse(*, completion: Completion, admin: User, note: str = "") -> bool:
+    """Take back a completion's points (a compensating ledger entry; the board updates
+    after commit), closing its fraud logs as reversed. False if it was reversed before.
+    Audited with the admin's name."""
+    return fraud_reverse_entry(
+        completion_id=completion.pk, entry=completion.score_entry, admin=admin, note=note
+    )

@@ -61,13 +61,9 @@ class FraudLog(models.Model):
         BANNED = "banned", "User banned"
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="fraud_logs")
-    completion = models.ForeignKey(
-        "actions.Completion",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="fraud_logs",
-    )
+    # The completion decided on, by id: fraud sits below actions and knows its
+    # completions only as ids (a refused completion has no row; its log has no id).
+    completion_id = models.UUIDField(null=True, blank=True, db_index=True)
     event = models.CharField(max_length=16, choices=Event.choices)
     risk_score = models.FloatField()
     # {rule name: weighted contribution} of the rules that fired, and their reasons.

@@ -30,6 +30,8 @@ from fraud.geo import Place, place_of
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RULES, PastCompletion, Signals, combine
 from fraud.signals import RedisSignalStore, device_of, ip_prefix, signal_store
+from scoreboard.models import ScoreEntry
+from scoreboard.services import AlreadyReversedError, ledger_reverse
 
 logger = logging.getLogger(__name__)
 
@@ -523,27 +525,27 @@ def risk_profile_clear(*, user: User, admin: User, note: str = "") -> bool:
     return was != RiskProfile.Status.CLEAR
 
 
-def completion_reverse(*, completion: Any, admin: User, note: str = "") -> bool:
-    """Take back a completion's points with a compensating ledger entry (the board updates
-    after commit). False if it was reversed before. Audited."""
-    from scoreboard.services import AlreadyReversedError, ledger_reverse
-
+def fraud_reverse_entry(
+    *, completion_id: uuid.UUID, entry: ScoreEntry, admin: User, note: str = ""
+) -> bool:
+    """Take back a completion's points (its ledger `entry`) with a compensating ledger
+    entry (the board updates after commit). False if it was reversed before. Audited."""
     try:
         with transaction.atomic():
-            entry = ledger_reverse(
-                entry=completion.score_entry, note=note or f"reversed by {_actor(admin)}"
+            reversal = ledger_reverse(
+                entry=entry, note=note or f"reversed by {_actor(admin)}"
             ).entry
-            FraudLog.objects.filter(completion=completion, reviewed_at__isnull=True).update(
+            FraudLog.objects.filter(completion_id=completion_id, reviewed_at__isnull=True).update(
                 reviewed_at=timezone.now(), reviewed_by=admin, outcome=FraudLog.Outcome.REVERSED
             )
             AuditEvent.objects.create(
                 kind=AuditEvent.Kind.COMPLETION_REVERSED,
-                user_id=completion.user_id,
-                completion_id=completion.pk,
+                user_id=entry.user_id,
+                completion_id=completion_id,
                 payload={
                     "actor": _actor(admin),
-                    "delta": entry.delta,
-                    "scoreAfter": entry.score_after,
+                    "delta": reversal.delta,
+                    "scoreAfter": reversal.score_after,
                     "note": note,
                 },
             )

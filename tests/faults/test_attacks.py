@@ -16,8 +16,8 @@ from django.test import Client
 
 from accounts.models import User
 from actions.models import Completion
+from actions.services import completion_reverse
 from fraud.models import FraudLog
-from fraud.services import completion_reverse
 from tests.factories import ActionTypeFactory, UserFactory
 
 pytestmark = [pytest.mark.quickfaults, pytest.mark.django_db(transaction=True)]

@@ -24,9 +24,10 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from actions.models import Completion
+from actions.services import completion_reverse
 from fraud.models import AuditEvent
 from fraud.rules import RULES
-from fraud.services import completion_reverse, user_set_banned
+from fraud.services import user_set_banned
 from leaderboard.services import leaderboard_reconcile
 from scoreboard.models import ScoreEntry
 from tests.conftest import access_token_for

@@ -59,7 +59,7 @@ def completed(user: User, times: int = 1, reward: int = 5) -> list[Completion]:
 def flag(user: User, completion: Completion | None = None, risk: float = 0.6) -> FraudLog:
     return FraudLog.objects.create(
         user=user,
-        completion=completion,
+        completion_id=completion.pk if completion else None,
         event=FraudLog.Event.FLAGGED if completion else FraudLog.Event.BLOCKED,
         risk_score=risk,
         rules={"regular_timing": 0.5, "new_account": 0.2},
@@ -171,7 +171,7 @@ def test_it_reverses_chosen_completions_with_compensating_entries(desk: Client, 
     audits = AuditEvent.objects.filter(kind=AuditEvent.Kind.COMPLETION_REVERSED)
     assert {a.payload["actor"] for a in audits} == {"reviewer"}
     assert {a.completion_id for a in audits} == {second.pk, third.pk}
-    assert FraudLog.objects.get(completion=second).outcome == FraudLog.Outcome.REVERSED
+    assert FraudLog.objects.get(completion_id=second.pk).outcome == FraudLog.Outcome.REVERSED
     # Reversing again is refused quietly: no second compensating entry.
     act(desk, "/admin/actions/completion/", "reverse_selected", [second.pk])
     assert mallory.score == ledger_sum(mallory) == 5
