@@ -43,7 +43,7 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if username is None or not password:
             return self.cleaned_data  # the fields' own errors: no login was tried
-        ip = client_ip(self.request)
+        ip = client_ip(self.request) if self.request is not None else None
         try:
             login_throttle_check(username=username, ip=ip)
         except RateLimitedError as exc:
@@ -76,7 +76,7 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
             username=username,
             user=user,
             ip=ip,
-            user_agent=user_agent(self.request),
+            user_agent=user_agent(self.request) if self.request is not None else "",
             outcome=outcome,
         )
 

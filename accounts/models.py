@@ -13,12 +13,12 @@ from accounts.names import USERNAME_KEY_MAX_LENGTH, username_key
 
 
 class UserQuerySet(models.QuerySet["User"]):
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[User]:
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[User]:  # type: ignore[override]
         """Keys the names as save() does (bulk_create calls no save())."""
-        objs = list(objs)
-        for user in objs:
+        users: list[User] = list(objs)
+        for user in users:
             user.username_key = username_key(user.username)
-        return super().bulk_create(objs, *args, **kwargs)
+        return list(super().bulk_create(users, *args, **kwargs))  # type: ignore[arg-type]
 
     def rankable(self) -> UserQuerySet:
         """Users who appear on the board: active, not banned, and with points."""

@@ -207,7 +207,7 @@ def _replay(user: User, key: str, fingerprint: str) -> CompletionOutcome | None:
         return CompletionOutcome(status=200, body=body, headers={"Idempotent-Replayed": "true"})
     return CompletionOutcome(
         status=record.response_status,
-        body=record.response_body,
+        body=record.response_body or {},
         headers={"Idempotent-Replayed": "true"},
     )
 
@@ -363,9 +363,10 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
             # or the connection reset as the transaction ended): if the completion is
             # stored, it was accepted, and the client must hear so. Otherwise the error
             # (503) stands.
-            completion, write = _stored(user, token.nonce), None
-            if completion is None:
+            stored, write = _stored(user, token.nonce), None
+            if stored is None:
                 raise
+            completion = stored
         fraud_remember(
             user_id=user.pk,
             action_id=action.pk,

@@ -14,4 +14,8 @@ def idempotency_expire() -> int:
 def completion_audit_backfill() -> int:
     """Write the audit records that a broker outage lost (idempotent); a run that stops
     with more to write queues the next at once, not at the beat's next tick."""
-    return _backfill(on_more=completion_audit_backfill.delay)
+    return _backfill(on_more=_backfill_more)
+
+
+def _backfill_more() -> None:
+    completion_audit_backfill.delay()

@@ -80,7 +80,7 @@ import_request_code()
 
 application = ProtocolTypeRouter(
     {
-        "http": SizedBodyASGI(django_asgi_app),
+        "http": SizedBodyASGI(django_asgi_app),  # type: ignore[arg-type]  # asgiref's own ASGI types
         "websocket": ServerSendInScope(
             AllowedHostsOriginValidator(SessionOnlyWithCookie(URLRouter(websocket_urlpatterns)))
         ),

@@ -12,4 +12,5 @@ def task_enqueue(name: str, *, countdown: float | None = None, **kwargs: Any) ->
     """Send task `name` with `kwargs` (eagerly run where `CELERY_TASK_ALWAYS_EAGER` is on,
     as the registered task's own `apply_async` does). Raises what the broker raises: the
     caller decides how a failure to queue degrades."""
-    current_app.signature(name, kwargs=kwargs).apply_async(countdown=countdown)
+    options: dict[str, Any] = {} if countdown is None else {"countdown": countdown}
+    current_app.signature(name, kwargs=kwargs).apply_async(**options)

@@ -97,10 +97,10 @@ class JSONParser(BaseParser):
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        raw = stream.read()
+        raw: bytes | str = stream.read()
         try:
             if codecs.lookup(encoding).name != "utf-8":
-                raw = raw.decode(encoding)
+                raw = raw.decode(encoding) if isinstance(raw, bytes) else raw
             return json_loads(raw)
         except (LookupError, UnicodeDecodeError, JSONDocumentError) as error:
             raise ParseError(f"JSON parse error - {error}") from error

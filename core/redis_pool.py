@@ -177,7 +177,7 @@ def guarded(connection_class: type) -> type:
     """`connection_class` (TCP, TLS, Unix socket, sync or async) reporting to the breaker."""
     if issubclass(connection_class, (_Guarded, _AsyncGuarded)):
         return connection_class
-    return _guarded(connection_class)
+    return _guarded(connection_class)  # type: ignore[arg-type]  # classes hash
 
 
 @functools.cache
@@ -194,16 +194,16 @@ class BlockingConnectionPool(redis.BlockingConnectionPool):
     def __init__(self, *, connection_class: type = redis.Connection, **kwargs: Any) -> None:
         kwargs.setdefault("max_connections", settings.REDIS_MAX_CONNECTIONS)
         kwargs.setdefault("timeout", settings.REDIS_POOL_TIMEOUT)
-        super().__init__(connection_class=guarded(connection_class), **kwargs)
+        super().__init__(connection_class=guarded(connection_class), **kwargs)  # type: ignore[no-untyped-call]
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not breaker.allow():
             raise _refused()
         trips = breaker.trips
-        connection = super().get_connection(*args, **kwargs)
+        connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         if breaker.trips != trips and breaker.open:
             # Redis failed another caller while this one waited for a connection.
-            self.release(connection)
+            self.release(connection)  # type: ignore[no-untyped-call]
             raise _refused()
         return connection
 
@@ -220,7 +220,7 @@ class AsyncBlockingConnectionPool(redis.asyncio.BlockingConnectionPool):
         if not breaker.allow():
             raise _refused()
         trips = breaker.trips
-        connection = await super().get_connection(*args, **kwargs)
+        connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         if breaker.trips != trips and breaker.open:
             await self.release(connection)
             raise _refused()
@@ -240,7 +240,7 @@ class _BrokerChannel(kombu_redis.Channel):
     connection_class_ssl = guarded(redis.SSLConnection)
 
     def _get_pool(self, asynchronous: bool = False) -> Any:
-        params = self._connparams(asynchronous=asynchronous)
+        params = self._connparams(asynchronous=asynchronous)  # type: ignore[attr-defined]
         # What kombu's `_get_pool` does besides building the pool.
         self.keyprefix_fanout = self.keyprefix_fanout.format(db=params["db"])
         # A publish (a new channel's PING, then LPUSH) must not wait longer for a stalled

@@ -219,7 +219,16 @@ class FraudLogInline(admin.TabularInline):
     can_delete = False
     extra = 0
     ordering = ("-created_at",)
-    fields = ("created_at", "event", "risk_score", "rules", "ip", "where", "completion_id", "outcome")
+    fields = (
+        "created_at",
+        "event",
+        "risk_score",
+        "rules",
+        "ip",
+        "where",
+        "completion_id",
+        "outcome",
+    )
     readonly_fields = fields
 
     @admin.display(description="where")

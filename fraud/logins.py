@@ -84,10 +84,9 @@ def lockout_audit(
             "staff": staff,
         },
     )
-    if staff:
-        transaction.on_commit(
-            lambda: _queue_alert(username=user.get_username(), ip=ip, scope=scope), robust=True
-        )
+    if user is not None and staff:
+        name = user.get_username()
+        transaction.on_commit(lambda: _queue_alert(username=name, ip=ip, scope=scope), robust=True)
 
 
 def _queue_alert(**kwargs: Any) -> None:

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -57,7 +57,7 @@ class _LocalState:
         self.lock = threading.Lock()
         self.dirty_since: float | None = None
         self.version = 0
-        self.last_top: list[dict[str, Any]] = []
+        self.last_top: Sequence[Mapping[str, Any]] = []
         self.last_push = float("-inf")  # time.monotonic() of the last push
 
 
@@ -219,7 +219,9 @@ def push_version() -> int:
         return 0
 
 
-def _changes(top: list[dict[str, Any]], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _changes(
+    top: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     before = {entry["userId"]: entry for entry in previous}
     changes = []
     for entry in top:
@@ -468,11 +470,11 @@ class LocalViewers:
             elif protocol.state != protocol.STATE_OPEN:
                 self.discard(key)
         messages = [{"type": "websocket.send", "text": text} for text in texts]
-        for key, send in sends:
+        for key, asgi_send in sends:
             try:
                 # daphne's send never suspends: it hands the frame to the socket's buffer.
                 for message in messages:
-                    await send(message)
+                    await asgi_send(message)
                 written += 1
             except Exception:
                 # A socket of a loop or server that is gone: forget it, keep the others.
