@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from core import metrics
+from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,7 @@ def _keys() -> dict[str, str]:
 
 
 def _client() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("strict")
+    return redis_strict()
 
 
 def state_of(user: Any) -> str:

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import connection
 
 from core.dbwait import wait_budget
+from core.metrics import redis_latency
+from core.redis_client import redis_strict
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +79,8 @@ _check_database = _DatabaseProbe()
 
 
 def _check_redis() -> str:
-    from django_redis import get_redis_connection
-
-    from core.metrics import redis_latency
-
     start = time.perf_counter()
-    get_redis_connection("strict").ping()
+    redis_strict().ping()
     redis_latency.observe(time.perf_counter() - start)
     return "ok"
 

@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from core.redis_client import redis_strict
+
 logger = logging.getLogger(__name__)
 
 Queue = Callable[[Any], None]
@@ -40,9 +42,7 @@ _parts: ContextVar[list[_Part] | None] = ContextVar("redis_batch", default=None)
 
 
 def _client() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("strict")
+    return redis_strict()
 
 
 @contextmanager

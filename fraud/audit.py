@@ -38,6 +38,7 @@ from accounts.models import User
 from core import metrics
 from core.enqueue import task_enqueue
 from core.redis_batch import redis_later
+from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 from fraud.models import AuditEvent
 
@@ -62,9 +63,7 @@ def _keys() -> tuple[str, str]:
 
 
 def _client() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("strict")
+    return redis_strict()
 
 
 def audit_record(

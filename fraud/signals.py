@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 
+from core.redis_client import redis_strict
 from fraud.geo import Place
 from fraud.rules import PastCompletion
 
@@ -81,9 +82,7 @@ class RedisSignalStore:
 
     @property
     def client(self) -> Any:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection("strict")
+        return redis_strict()
 
     def read(
         self, *, user_id: uuid.UUID, ip: str | None, now: float

@@ -41,6 +41,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from core import metrics, redis_pool
+from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 
 logger = logging.getLogger(__name__)
@@ -141,9 +142,7 @@ def dirty_channel() -> str:
 
 
 def _redis() -> Any:
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("strict")
+    return redis_strict()
 
 
 def mark_dirty() -> None:

@@ -61,6 +61,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
+from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 
 BUCKET_BYTES = 2  # 65,536 buckets: ~15 users each at 1M, listpacks up to ~8M users
@@ -409,9 +410,7 @@ class RedisIndex:
 
     @cached_property
     def client(self) -> Any:
-        from django_redis import get_redis_connection
-
-        return get_redis_connection("strict")
+        return redis_strict()
 
     def _script(self, source: str) -> Any:
         return redis_script(self.client, source)
