@@ -43,6 +43,7 @@ from django.conf import settings
 from core import metrics, redis_pool
 from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
+from leaderboard import events
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,7 @@ def publish_me_update(user_id: uuid.UUID | str, *, score: int, rank: int | None)
     """Tell a user's own sockets, on whichever process they are, their new score and rank:
     one PUBLISH from the writer (no event loop, no thread hop); each process's subscriber
     writes it to that user's local sockets. Raises on Redis errors."""
-    text = json.dumps({"type": "me.update", "score": score, "rank": rank}, separators=(",", ":"))
-    _redis().publish(me_channel(), f"{user_id}\n{text}")
+    _redis().publish(me_channel(), f"{user_id}\n{events.encode_me_update(score, rank)}")
 
 
 def dirty_channel() -> str:
@@ -194,13 +194,7 @@ async def last_push_snapshot() -> str | None:
     version, top = found
     if version is None or top is None:
         return None
-    return (
-        '{"type":"leaderboard.snapshot","entries":'
-        + top.decode()
-        + ',"version":'
-        + str(int(version))
-        + "}"
-    )
+    return events.snapshot_from_raw(top.decode(), int(version))
 
 
 def push_version() -> int:
@@ -310,11 +304,7 @@ def _tick() -> tuple[str | None, float]:
             )
         )
     metrics.broadcast_lag.observe(max(0.0, time.time() - since))
-    text = json.dumps(
-        {"type": "leaderboard.update", "entries": top, "changes": changes, "version": version},
-        separators=(",", ":"),
-    )
-    return text, 0.0
+    return events.encode_update(top, changes, version), 0.0
 
 
 def publish(text: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,7 @@ from django.conf import settings
 from accounts.websocket import AUTH_CLOSE_CODE
 from core import metrics
 from core.parsers import JSONDocumentError, json_loads
-from leaderboard import broadcast
+from leaderboard import broadcast, events
 from leaderboard.selectors import leaderboard_top
 
 MAX_FRAME_BYTES = 4096
@@ -35,10 +34,7 @@ SERVER_SEND = "scoreboard.server_send"
 def _snapshot() -> str:
     version = broadcast.push_version()
     entries = leaderboard_top(n=settings.LEADERBOARD_TOP_N)
-    return json.dumps(
-        {"type": "leaderboard.snapshot", "entries": entries, "version": version},
-        separators=(",", ":"),
-    )
+    return events.encode_snapshot(entries, version)
 
 
 async def _read_snapshot() -> str:
@@ -197,19 +193,15 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":
-            await self.send(text_data='{"type":"pong"}')
+            await self.send(text_data=events.PONG)
         elif kind == "resync":
             await self.send(text_data=await snapshot())
         else:
             await self._error("unknown_type", "Known types: ping, resync.")
 
     async def _error(self, code: str, message: str) -> None:
-        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+        await self.send(text_data=events.encode_error(code, message))
 
     async def me_update(self, event: dict[str, Any]) -> None:
         """The viewer's own score changed."""
-        await self.send(
-            text_data=json.dumps(
-                {"type": "me.update", "score": event["score"], "rank": event["rank"]}
-            )
-        )
+        await self.send(text_data=events.encode_me_update(event["score"], event["rank"]))

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.models import User
 from core import metrics
 from core.redis_batch import redis_later
-from leaderboard import broadcast
+from leaderboard import broadcast, events
 from leaderboard.index import IndexColdError, RedisIndex, micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
 from scoreboard.models import ScoreEntry
@@ -137,11 +137,11 @@ def _changed_without_index(user_id: uuid.UUID, score: int) -> int | None:
     broadcast.mark_dirty()
     found = leaderboard_rank_and_score(user_id=user_id)
     rank = found[0] if found else None
-    _send_to_user(user_id, {"type": "me.update", "score": score, "rank": rank})
+    _send_to_user(user_id, events.me_update(score, rank))
     return rank
 
 
-def _send_to_user(user_id: uuid.UUID, message: dict) -> None:
+def _send_to_user(user_id: uuid.UUID, message: events.MeUpdateEvent) -> None:
     """`me.update` to the user's own sockets: one PUBLISH with Redis; the in-memory channel
     layer in the embedded default."""
     try:
