@@ -5,8 +5,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.authentication import request_user
+from actions.action_types import action_types_changed
 from actions.models import ActionType, Completion
-from actions.services import action_types_changed, completion_reverse
+from actions.services import completion_reverse
 from fraud.geo import place_of
 
 

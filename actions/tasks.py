@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from actions.services import completion_audit_backfill as _backfill
-from actions.services import idempotency_expire as _expire
+from actions.audit_backfill import completion_audit_backfill as _backfill
+from actions.idempotency import idempotency_expire as _expire
 
 
 @shared_task(name="actions.idempotency_expire", ignore_result=True)

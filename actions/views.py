@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from accounts.authentication import request_user
 from actions import services
+from actions.idempotency import CompletionOutcome, request_fingerprint
 from actions.models import ActionType, Completion
 from actions.serializers import (
     ActionStartedSerializer,
@@ -99,7 +100,7 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         metrics.completions.labels("accepted").inc()
         return Response(outcome.body, status=outcome.status, headers=outcome.headers)
 
-    def _complete(self, request: Request) -> services.CompletionOutcome:
+    def _complete(self, request: Request) -> CompletionOutcome:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.match(key):
             raise InvalidInputError(
@@ -118,7 +119,7 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 ip=client_ip(request),
                 user_agent=user_agent(request),
                 idempotency_key=key,
-                fingerprint=services.request_fingerprint(dict(request.data)) if key else "",
+                fingerprint=request_fingerprint(dict(request.data)) if key else "",
             )
         )
 

@@ -29,6 +29,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -206,3 +207,42 @@ def audit_event_write(
     except IntegrityError:  # delivered twice: the first delivery wrote it
         return False
     return True
+
+
+@dataclass(frozen=True)
+class AcceptedCompletion:
+    """What the `completion.accepted` record of a completion holds (from its row)."""
+
+    completion_id: uuid.UUID
+    user_id: uuid.UUID
+    risk_score: float
+    action_id: str
+    delta: int
+    flagged: bool
+    ip: str | None
+    user_agent: str
+
+
+def audit_accepted_backfill(*, records: list[AcceptedCompletion]) -> int:
+    """Write the `completion.accepted` records of these completions, marked backfilled;
+    the number written. Idempotent: a record written before (by the outbox or an earlier
+    run) keeps its unique event key and is skipped."""
+    events = [
+        AuditEvent(
+            kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
+            user_id=r.user_id,
+            completion_id=r.completion_id,
+            risk_score=r.risk_score,
+            payload={
+                "actionId": r.action_id,
+                "delta": r.delta,
+                "flagged": r.flagged,
+                "ip": r.ip,
+                "userAgent": r.user_agent,
+                "backfilled": True,
+            },
+            event_key=f"completion.accepted:{r.completion_id}",
+        )
+        for r in records
+    ]
+    return len(AuditEvent.objects.bulk_create(events, ignore_conflicts=True))

@@ -69,7 +69,7 @@ def _fresh_redis_and_caches() -> Iterator[None]:
     empty local caches. Only this run's prefix: other runs share the server."""
     from django.core.cache import caches
 
-    from actions.services import action_types
+    from actions.action_types import action_types
     from core.ratelimit import ratelimit_reset_local
     from core.redis_pool import breaker
 

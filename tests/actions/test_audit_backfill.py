@@ -11,8 +11,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
+from actions.audit_backfill import completion_audit_backfill
 from actions.models import AuditBackfillCursor, Completion
-from actions.services import completion_audit_backfill
 from fraud import audit
 from fraud.models import AuditEvent
 from fraud.tasks import audit_drain, completion_audit

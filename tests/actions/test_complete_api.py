@@ -251,7 +251,7 @@ def test_it_flags_what_the_fraud_rules_flag(
 
 
 def test_it_refuses_an_inactive_action(client_for, alice, click, start, complete) -> None:  # type: ignore[no-untyped-def]
-    from actions.services import action_type_save
+    from actions.action_types import action_type_save
 
     client = client_for(alice)
     token = start(client, "click")
@@ -264,8 +264,8 @@ def test_it_refuses_an_inactive_action(client_for, alice, click, start, complete
 def test_it_keeps_action_types_for_a_moment_then_reads_them_again(
     click, settings, django_assert_num_queries
 ) -> None:  # type: ignore[no-untyped-def]
+    from actions.action_types import ActionGeneration, action_types
     from actions.models import ActionType
-    from actions.services import ActionGeneration, action_types
 
     settings.ACTION_TYPE_CACHE_SECONDS = 0.3
     generation = ActionGeneration(value=b"g1", known=True)
@@ -346,8 +346,8 @@ def test_it_refuses_a_malformed_idempotency_key(client_for, alice, click, start,
 def test_it_forgets_keys_after_their_time_to_live(
     client_for, alice, click, start, complete
 ) -> None:  # type: ignore[no-untyped-def]
+    from actions.idempotency import idempotency_expire
     from actions.models import IdempotencyRecord
-    from actions.services import idempotency_expire
 
     client = client_for(alice)
     complete(client, "click", start(client, "click"), HTTP_IDEMPOTENCY_KEY="old")

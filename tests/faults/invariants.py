@@ -220,7 +220,7 @@ def backfill_audit(stack: Stack) -> None:
             "manage.py",
             "shell",
             "-c",
-            "from actions.services import completion_audit_backfill as b;"
+            "from actions.audit_backfill import completion_audit_backfill as b;"
             " print(b(older_than_seconds=0))",
         ],
         cwd=ROOT,

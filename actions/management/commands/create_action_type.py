@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from actions.services import action_type_save
+from actions.action_types import action_type_save
 
 
 def _non_negative(value: str) -> int:

@@ -9,8 +9,8 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import user_register
+from actions.action_types import action_type_save
 from actions.models import ActionType
-from actions.services import action_type_save
 from scoreboard.models import ScoreEntry
 from scoreboard.services import ledger_award
 
