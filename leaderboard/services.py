@@ -23,7 +23,8 @@ from accounts.models import User
 from core import metrics
 from core.redis_batch import redis_later
 from leaderboard import broadcast, events
-from leaderboard.index import IndexColdError, RedisIndex, micros_of
+from leaderboard.index import IndexColdError, RedisIndex
+from leaderboard.index_layout import micros_of
 from leaderboard.selectors import leaderboard_rank_and_score
 from scoreboard.models import ScoreEntry
 from scoreboard.services import LedgerChange

@@ -10,15 +10,8 @@ import pytest
 from django.utils import timezone
 
 from leaderboard import services
-from leaderboard.index import (
-    IndexColdError,
-    RedisIndex,
-    bucket_of,
-    member_for,
-    micros_of,
-    user_field,
-    user_id_of,
-)
+from leaderboard.index import IndexColdError, RedisIndex
+from leaderboard.index_layout import bucket_of, member_for, micros_of, user_field, user_id_of
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,8 @@ from django.core.management import call_command
 from accounts.models import User
 from leaderboard import index as index_module
 from leaderboard import selectors, services
-from leaderboard.index import PAGE, HeldPage, PageMemory, RedisIndex
+from leaderboard.index import HeldPage, PageMemory, RedisIndex
+from leaderboard.index_lua import PAGE
 from scoreboard.services import ledger_award
 from tests.factories import UserFactory
 
