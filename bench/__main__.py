@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import deploy.stack
-from bench import fanout, profile, report, scenarios
+from bench import databases, fanout, profile, report, scenarios
 from deploy.stack import DEFAULT_REDIS_URL, Stack, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=redis_url,
         extra_env=env,
     )
-    scenarios.database_from_template(database_url, stack.env(DATABASE_URL=database_url))
+    databases.database_from_template(database_url, stack.env(DATABASE_URL=database_url))
     phases["database"] = time.monotonic() - began
     deploy.stack.wait_http = _patient_wait_http
     with stack.running():
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name]["gunicorn_worker_boots"] = _worker_boots(stack) - boots  # type: ignore[index]
             phases[name] = time.monotonic() - began - sum(phases.values())
             print(json.dumps(results[name], indent=2), flush=True)
-    scenarios.drop_redis_prefix(redis_url, prefix)
+    databases.drop_redis_prefix(redis_url, prefix)
     meta["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
     return _write(args, meta, results, changed)
 

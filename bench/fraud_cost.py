@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench.scenarios import recreate_database
+    from bench.databases import recreate_database
 
     recreate_database(DATABASE_URL)
     prefix = f"sbfraud-{secrets.token_hex(4)}"
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from accounts.models import User
     from accounts.tokens import access_token_for
     from actions.models import ActionType
-    from bench.scenarios import drop_redis_prefix
+    from bench.databases import drop_redis_prefix
 
     call_command("migrate", verbosity=0)
     ActionType.objects.create(id="bench-click", name="Bench click", reward=1)

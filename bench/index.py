@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import recreate_database
+from bench.databases import recreate_database
 
 DEFAULT_SIZES = "10000,1000000"
 LOOKUPS = 2000

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from bench.databases import recreate_database
+
 TABLES = ("accounts_user", "actions_actiontype", "scoreboard_scoreentry", "actions_completion")
 # The statements of the completion's transaction, as (verb, table), in order.
 SHAPE = [
@@ -58,8 +60,6 @@ def scratch_url(database_url: str) -> str:
 def prepare(database_url: str) -> tuple[str, int]:
     """Recreate the scratch database from the bench database; return (url, users)."""
     import psycopg
-
-    from bench.scenarios import recreate_database
 
     scratch = scratch_url(database_url)
     recreate_database(scratch)
