@@ -172,7 +172,7 @@ def _same_order(users: int) -> bool:
 
 def measure(users: int, client: Any) -> dict[str, Any]:
     from accounts.models import User
-    from leaderboard import selectors, services
+    from leaderboard import rebuild, selectors
 
     started = time.monotonic()
     _fill(users)
@@ -183,7 +183,7 @@ def measure(users: int, client: Any) -> dict[str, Any]:
     client.flushall()
     before = _used_memory(client)
     started = time.monotonic()
-    ranked = services.leaderboard_rebuild()
+    ranked = rebuild.leaderboard_rebuild()
     rebuild_seconds = time.monotonic() - started
     per_user = (_used_memory(client) - before) / max(ranked, 1)
 

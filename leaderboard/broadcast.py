@@ -30,9 +30,7 @@ import errno
 import functools
 import json
 import logging
-import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,44 +39,23 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from core import metrics, redis_pool
-from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 from leaderboard import events
+from leaderboard.bus import (
+    bus_keys,
+    bus_redis,
+    dirty_channel,
+    local_state,
+    me_channel,
+    push_channel,
+    register_waker,
+)
+from leaderboard.index import IndexColdError, RedisIndex
+from leaderboard.selectors import leaderboard_top
 
 logger = logging.getLogger(__name__)
 
 
-def user_group(user_id: uuid.UUID | str) -> str:
-    return f"leaderboard.user.{user_id}"
-
-
-class _LocalState:
-    """The embedded default's stand-in for the Redis keys below (one process)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.dirty_since: float | None = None
-        self.version = 0
-        self.last_top: Sequence[Mapping[str, Any]] = []
-        self.last_push = float("-inf")  # time.monotonic() of the last push
-
-
-_local = _LocalState()
-
-
-def _keys() -> dict[str, str]:
-    base = f"{settings.REDIS_KEY_PREFIX}:lb"
-    names = ("tick", "pv", "pvrun", "last")
-    return {name: f"{base}:{name}" for name in names}
-
-
-# The push version counts pushes (a client that sees a gap asks for a snapshot) and never
-# goes backwards, whatever Redis lost: `pvrun` holds the run_id of the Redis process that
-# counted it, and a Redis that no longer has it (flushed, or restarted, perhaps from an
-# older snapshot, or a replica promoted in its place) starts counting again from its
-# clock in microseconds, above every version counted before (pushes come at most once an
-# interval, far slower than the clock). Written with '%.0f': Redis formats a Lua number
-# with 14 digits.
 _SEEDED = """
 local function seeded(pv_key, run_key)
   local server = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
@@ -119,53 +96,6 @@ return redis.call('MGET', KEYS[1], KEYS[2])
 """
 
 
-def push_channel() -> str:
-    """The Redis pub/sub channel that carries each encoded push to every process."""
-    return f"{settings.REDIS_KEY_PREFIX}:lb:push"
-
-
-def me_channel() -> str:
-    """The Redis pub/sub channel that carries each `me.update` to every process."""
-    return f"{settings.REDIS_KEY_PREFIX}:lb:me"
-
-
-def publish_me_update(user_id: uuid.UUID | str, *, score: int, rank: int | None) -> None:
-    """Tell a user's own sockets, on whichever process they are, their new score and rank:
-    one PUBLISH from the writer (no event loop, no thread hop); each process's subscriber
-    writes it to that user's local sockets. Raises on Redis errors."""
-    _redis().publish(me_channel(), f"{user_id}\n{events.encode_me_update(score, rank)}")
-
-
-def dirty_channel() -> str:
-    """The Redis pub/sub channel that wakes every process's broadcaster after a change."""
-    return f"{settings.REDIS_KEY_PREFIX}:lb:dirty"
-
-
-def _redis() -> Any:
-    return redis_strict()
-
-
-def mark_dirty() -> None:
-    """Tell the broadcaster the board may have changed, and wake it now.
-
-    The Redis index marks itself dirty; this PUBLISHes a wake-up so that the first change
-    after a quiet interval is pushed at once instead of at the next poll (the
-    broadcasters still poll every interval, so a lost wake-up only costs latency).
-    Never raises: the caller's score is already committed.
-    """
-    if settings.EMBEDDED:
-        with _local.lock:
-            if _local.dirty_since is None:
-                _local.dirty_since = time.time()
-        broadcaster.wake_threadsafe()
-        return
-    try:
-        _redis().publish(dirty_channel(), b"")
-    except Exception:
-        metrics.backing_service_errors.labels("redis").inc()
-        logger.warning("could not wake the broadcasters; they will poll")
-
-
 async def last_push_snapshot() -> str | None:
     """The `leaderboard.snapshot` text as of the last push, read on the event loop in one
     Redis call (no thread hop), or None when there is none to give (embedded default, no
@@ -178,7 +108,7 @@ async def last_push_snapshot() -> str | None:
     client = subscriber.reader
     if client is None:
         return None
-    keys = _keys()
+    keys = bus_keys()
     try:
         found = await redis_script(client, LAST_PUSH)(
             keys=[keys["pv"], keys["last"], keys["pvrun"]]
@@ -202,10 +132,10 @@ def push_version() -> int:
     0 when Redis fails: the board is still read (from PostgreSQL), and the first push
     after Redis returns shows a gap, which makes the client resync."""
     if settings.EMBEDDED:
-        return _local.version
-    keys = _keys()
+        return local_state.version
+    keys = bus_keys()
     try:
-        return int(redis_script(_redis(), PUSH_VERSION)(keys=[keys["pv"], keys["pvrun"]]))
+        return int(redis_script(bus_redis(), PUSH_VERSION)(keys=[keys["pv"], keys["pvrun"]]))
     except redis.exceptions.RedisError:
         metrics.backing_service_errors.labels("redis").inc()
         logger.warning("could not read the push version for a snapshot; sending 0")
@@ -250,29 +180,25 @@ def _tick() -> tuple[str | None, float]:
     pushes, and released at once otherwise, so a wake-up right after an idle look is not
     held back by it.
     """
-    from leaderboard.selectors import leaderboard_top
-
     interval_ms = settings.LEADERBOARD_BROADCAST_INTERVAL_MS
     if settings.EMBEDDED:
-        with _local.lock:
-            wait = _local.last_push + interval_ms / 1000 - time.monotonic()
+        with local_state.lock:
+            wait = local_state.last_push + interval_ms / 1000 - time.monotonic()
             if wait > 0:
                 return None, wait
-            since, _local.dirty_since = _local.dirty_since, None
+            since, local_state.dirty_since = local_state.dirty_since, None
         if since is None:
             return None, 0.0
         top = leaderboard_top(n=settings.LEADERBOARD_TOP_N)
-        if top == _local.last_top:
+        if top == local_state.last_top:
             return None, 0.0
-        changes = _changes(top, _local.last_top)
-        _local.version += 1
-        _local.last_top = top
-        _local.last_push = time.monotonic()
-        version = _local.version
+        changes = _changes(top, local_state.last_top)
+        local_state.version += 1
+        local_state.last_top = top
+        local_state.last_push = time.monotonic()
+        version = local_state.version
     else:
-        from leaderboard.index import IndexColdError, RedisIndex
-
-        client, keys = _redis(), _keys()
+        client, keys = bus_redis(), bus_keys()
         if not client.set(keys["tick"], "look", nx=True, px=interval_ms):
             pipe = client.pipeline(transaction=False)
             pipe.get(keys["tick"])
@@ -309,7 +235,7 @@ def _tick() -> tuple[str | None, float]:
 
 def publish(text: str) -> None:
     """Hand one encoded push to every process's subscriber (one PUBLISH). Runs in a thread."""
-    _redis().publish(push_channel(), text)
+    bus_redis().publish(push_channel(), text)
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -644,4 +570,5 @@ class Subscriber:
 
 
 broadcaster = Broadcaster()
+register_waker(broadcaster.wake_threadsafe)
 subscriber = Subscriber()

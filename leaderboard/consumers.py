@@ -17,7 +17,7 @@ from django.conf import settings
 from accounts.websocket import AUTH_CLOSE_CODE
 from core import metrics
 from core.parsers import JSONDocumentError, json_loads
-from leaderboard import broadcast, events
+from leaderboard import broadcast, bus, events
 from leaderboard.selectors import leaderboard_top
 
 MAX_FRAME_BYTES = 4096
@@ -143,7 +143,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         metrics.websocket_connections.inc()
         metrics.websocket_opens.inc()
         if authenticated and self.channel_layer is not None:
-            self.user_group = broadcast.user_group(user.pk)
+            self.user_group = bus.user_group(user.pk)
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         await broadcast.subscriber.ensure_running()
         broadcast.broadcaster.ensure_running()

@@ -16,6 +16,7 @@ from django.db.models import Max, Q
 from accounts.models import User
 from core import metrics
 from leaderboard.index import IndexColdError, IndexEntry, RedisIndex, version_floor
+from leaderboard.rebuild import leaderboard_index_cold
 from scoreboard.models import ScoreEntry
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,6 @@ def _index_failed(exc: Exception) -> None:
 def _index_cold() -> None:
     # Counted per read; logged once, by the process that starts the rebuild.
     metrics.leaderboard_cache.labels("cold").inc()
-    # services imports this module (to answer the rank after a write), hence here.
-    from leaderboard.services import leaderboard_index_cold
-
     try:
         leaderboard_index_cold()
     except Exception as exc:

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from leaderboard.services import leaderboard_reconcile
+from leaderboard.rebuild import leaderboard_reconcile
 
 
 @shared_task(name="leaderboard.reconcile", ignore_result=True)

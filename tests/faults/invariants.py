@@ -171,7 +171,7 @@ def reconcile(stack: Stack) -> None:
             "manage.py",
             "shell",
             "-c",
-            "from leaderboard.services import leaderboard_reconcile as r; r(); r()",
+            "from leaderboard.rebuild import leaderboard_reconcile as r; r(); r()",
         ],
         cwd=ROOT,
         env=stack.env(),

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from leaderboard import selectors, services
+from leaderboard import rebuild, selectors
 from leaderboard.index import RedisIndex
 from scoreboard.services import ledger_award
 from tests.factories import UserFactory
@@ -38,7 +38,7 @@ def board() -> list[tuple[str, int]]:
 
 def test_a_page_held_from_before_a_restart_is_not_answered_after_it(restartable_redis) -> None:  # type: ignore[no-untyped-def]
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     ledger_award(user_id=alice.pk, delta=10)
     assert board() == [("alice", 10)]
     restartable_redis.client().save()  # the snapshot Redis will restart from
@@ -56,13 +56,13 @@ def test_a_page_held_from_before_a_restart_is_not_answered_after_it(restartable_
     page = selectors.leaderboard_page(offset=0, limit=10)
     assert [(e["username"], e["score"]) for e in page["entries"]] == [("alice", 11)]
     assert page["version"] > held_version
-    services.leaderboard_reconcile()
+    rebuild.leaderboard_reconcile()
     assert board() == [("bob", 20), ("alice", 11)]
 
 
 def test_a_read_after_a_restart_answers_a_version_above_the_one_before(restartable_redis) -> None:  # type: ignore[no-untyped-def]
     alice = UserFactory(username="alice")
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     ledger_award(user_id=alice.pk, delta=10)
     restartable_redis.client().save()
     ledger_award(user_id=alice.pk, delta=10)
@@ -80,7 +80,7 @@ def test_the_version_read_after_redis_stalled_is_above_the_one_answered_meanwhil
     restartable_redis,
 ) -> None:  # type: ignore[no-untyped-def]
     alice = UserFactory(username="alice")
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     ledger_award(user_id=alice.pk, delta=10)
     before = selectors.leaderboard_page(offset=0, limit=10)["version"]
     assert restartable_redis.proc is not None

@@ -28,7 +28,7 @@ from actions.services import completion_reverse
 from fraud.models import AuditEvent
 from fraud.rules import RULES
 from fraud.services import user_set_banned
-from leaderboard.services import leaderboard_reconcile
+from leaderboard.rebuild import leaderboard_reconcile
 from scoreboard.models import ScoreEntry
 from tests.conftest import access_token_for
 from tests.factories import ActionTypeFactory, UserFactory

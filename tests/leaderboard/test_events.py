@@ -10,8 +10,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from leaderboard import broadcast, events
-from leaderboard.services import leaderboard_rebuild
+from leaderboard import bus, events
+from leaderboard.rebuild import leaderboard_rebuild
 from scoreboard.services import ledger_award
 from tests.factories import UserFactory
 
@@ -48,7 +48,7 @@ def test_the_index_script_publishes_the_encoder_s_me_update() -> None:
     leaderboard_rebuild()
     client = redis.Redis.from_url(settings.REDIS_URL)
     pubsub = client.pubsub()
-    pubsub.subscribe(broadcast.me_channel())
+    pubsub.subscribe(bus.me_channel())
     try:
         assert pubsub.get_message(timeout=2)["type"] == "subscribe"
         ledger_award(user_id=alice.pk, delta=20)

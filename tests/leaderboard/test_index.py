@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import User
-from leaderboard import selectors, services
+from leaderboard import rebuild, selectors, services
 from leaderboard.index import RedisIndex
 from scoreboard.services import ledger_award
 from tests.factories import UserFactory
@@ -39,7 +39,7 @@ def test_it_breaks_a_tie_at_the_same_instant_by_user_id() -> None:
     users = sorted((UserFactory() for _ in range(30)), key=lambda u: u.pk)
     same = timezone.now()
     index = RedisIndex()
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     for n, user in enumerate(reversed(users)):
         User.objects.filter(pk=user.pk).update(score=5, score_reached_at=same)
         index.apply(
@@ -59,7 +59,7 @@ def test_it_breaks_a_tie_at_the_same_instant_by_user_id() -> None:
 def test_it_ignores_repeated_and_older_writes() -> None:
     alice = UserFactory(username="alice")
     index = RedisIndex()
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     now = timezone.now()
     assert index.apply(
         user_id=alice.pk, username="alice", score=50, reached_at=now, entry_id=7, ranked=True
@@ -115,7 +115,7 @@ def test_it_repairs_a_skipped_index_update(monkeypatch) -> None:  # type: ignore
     ledger_award(user_id=bob.pk, delta=20)
     monkeypatch.undo()
     assert board() == [("alice", 10)]
-    services.leaderboard_reconcile()
+    rebuild.leaderboard_reconcile()
     assert board() == [("bob", 20), ("alice", 10)]
 
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.asgi import application
-from leaderboard import broadcast, selectors, services
+from leaderboard import broadcast, bus, rebuild, selectors
 from leaderboard.index import IndexColdError, RedisIndex
 from scoreboard.services import ledger_award
 from tests.factories import UserFactory
@@ -56,20 +56,20 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 def rebuilds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts real rebuilds (the thread each ran in) without changing what they do."""
     calls: list[str] = []
-    real = services._rebuild_holding_lock
+    real = rebuild._rebuild_holding_lock
 
     def counted(index: RedisIndex, token: str) -> int:
         calls.append(threading.current_thread().name)
         return real(index, token)
 
-    monkeypatch.setattr(services, "_rebuild_holding_lock", counted)
+    monkeypatch.setattr(rebuild, "_rebuild_holding_lock", counted)
     return calls
 
 
 @pytest.fixture
 def in_background(monkeypatch: pytest.MonkeyPatch) -> None:
     """Treat every board as big: rebuilds run in a background thread, as at 1M users."""
-    monkeypatch.setattr(services, "INLINE_REBUILD_MAX_USERS", 0)
+    monkeypatch.setattr(rebuild, "INLINE_REBUILD_MAX_USERS", 0)
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def players() -> list[User]:
     users = [UserFactory(username=f"p{n:02d}") for n in range(12)]
     for n, user in enumerate(users):
         ledger_award(user_id=user.pk, delta=(n % 4) + 1)
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     return users
 
 
@@ -118,7 +118,7 @@ def test_it_keeps_writes_to_a_cold_index_pending_without_making_it_look_complete
         index.page(offset=0, limit=10)
     with pytest.raises(IndexColdError):
         index.rank(user_id=late.pk)
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     # the pending write is newer than what PostgreSQL had (entry id): it wins
     assert index.rank(user_id=late.pk) == (1, 99)
 
@@ -150,7 +150,7 @@ def test_it_never_pushes_a_board_read_from_a_cold_index(players) -> None:  # typ
     index.client.set(index.keys["dirty"], repr(time.time()))  # a change waits to be pushed
     assert broadcast.tick() is None  # cold: nothing pushed; the read started the rebuild
     assert index.is_ready()
-    index.client.delete(broadcast._keys()["tick"])  # the next interval
+    index.client.delete(bus.bus_keys()["tick"])  # the next interval
     pushed = broadcast.tick()
     assert pushed is not None
     update = json.loads(pushed)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from leaderboard import services
+from leaderboard import rebuild
 from leaderboard.index import IndexColdError, RedisIndex
 from leaderboard.index_layout import bucket_of, member_for, micros_of, user_field, user_id_of
 from tests.factories import UserFactory
@@ -42,7 +42,7 @@ def test_it_packs_a_user_into_24_bytes_and_back() -> None:
 def test_it_keeps_users_in_small_listpack_buckets() -> None:
     users = [UserFactory() for _ in range(40)]
     index = RedisIndex()
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     now = timezone.now()
     for n, user in enumerate(users):
         index.apply(
@@ -64,7 +64,7 @@ def test_it_keeps_users_in_small_listpack_buckets() -> None:
 def test_it_keeps_scores_exact_up_to_2_to_the_53() -> None:
     alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
     index = RedisIndex()
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     now = timezone.now()
     index.apply(
         user_id=alice.pk, username="alice", score=2**53, reached_at=now, entry_id=1, ranked=True
@@ -80,7 +80,7 @@ def test_it_keeps_scores_exact_up_to_2_to_the_53() -> None:
 def test_it_applies_only_newer_ledger_entries_and_moves_the_member() -> None:
     alice = UserFactory(username="alice")
     index = RedisIndex()
-    services.leaderboard_rebuild()
+    rebuild.leaderboard_rebuild()
     now = timezone.now()
 
     def put(score: int, entry_id: int, seconds: int, ranked: bool = True) -> bool:

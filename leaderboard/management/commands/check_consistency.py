@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
+from leaderboard.rebuild import leaderboard_rebuild
 from leaderboard.selectors import IndexUnavailableError, leaderboard_index_mismatches
-from leaderboard.services import leaderboard_rebuild
 from scoreboard.selectors import ledger_total_mismatches
 from scoreboard.services import ledger_total_reset
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from leaderboard.services import leaderboard_rebuild
+from leaderboard.rebuild import leaderboard_rebuild
 
 
 class Command(BaseCommand):
