@@ -27,7 +27,7 @@ FLOOD_SECONDS = 5.0
 CLOSE_TOO_BIG = 4009
 CLOSE_POLICY = 4008
 # The server's own `send` for this socket, set by config.asgi before any middleware wraps
-# it: the broadcaster writes board updates through it (leaderboard.broadcast.LocalViewers).
+# it: the broadcaster writes board updates through it (leaderboard.sockets.LocalViewers).
 SERVER_SEND = "scoreboard.server_send"
 
 

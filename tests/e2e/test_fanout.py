@@ -15,7 +15,7 @@ import websockets
 from django.conf import settings
 
 from deploy.stack import Stack
-from leaderboard.broadcast import push_channel
+from leaderboard.bus import push_channel
 from tests.conftest import access_token_for
 from tests.factories import ActionTypeFactory, UserFactory
 

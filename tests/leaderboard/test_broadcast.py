@@ -7,7 +7,8 @@ import functools
 from typing import Any
 
 from leaderboard import broadcast
-from leaderboard.broadcast import LocalViewers, Subscriber, text_frame
+from leaderboard.broadcast import Subscriber
+from leaderboard.sockets import LocalViewers, text_frame
 
 
 class FakeTransport:
