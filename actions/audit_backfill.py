@@ -94,6 +94,7 @@ def _backfill_write(completions: list[Completion]) -> int:
                 user_id=c.user_id,
                 risk_score=c.risk_score,
                 action_id=c.action_id,
+                entry_id=c.score_entry_id,
                 delta=c.delta,
                 flagged=c.flagged,
                 ip=c.ip,

@@ -226,6 +226,14 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
     return CompletionOutcome(status=200, body=body, headers=rate_headers)
 
 
+def _pace(action: ActionType) -> dict[str, int]:
+    """The pace the action allows a person, kept with a fraud log for the reviewer."""
+    return {
+        "cooldownSeconds": action.cooldown_seconds,
+        "minDurationSeconds": action.min_duration_seconds,
+    }
+
+
 def _refuse(
     request: CompletionRequest,
     *,
@@ -254,7 +262,7 @@ def _refuse(
         risk=risk,
         ip=ip,
         user_agent=user_agent,
-        details={"actionId": action.pk},
+        details={"actionId": action.pk, **_pace(action)},
     )
     raise FraudBlockedError(details={"reasons": risk.public_reasons()})
 
@@ -343,7 +351,13 @@ def _accept(
             risk=risk,
             ip=ip,
             user_agent=user_agent,
-            details={"actionId": action.pk, "delta": action.reward},
+            details={
+                "actionId": action.pk,
+                "delta": action.reward,
+                # The desk's link from this log to the ledger entry it may reverse.
+                "entryId": write.entry.pk,
+                **_pace(action),
+            },
         )
     after_commit(
         audit_record,
@@ -354,6 +368,7 @@ def _accept(
         payload={
             "actionId": action.pk,
             "delta": action.reward,
+            "entryId": write.entry.pk,
             "flagged": risk.flagged,
             "ip": ip,
             "userAgent": user_agent,

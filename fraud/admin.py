@@ -10,13 +10,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
-from django.utils.html import format_html
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
+from accounts.authentication import request_user
+from fraud.acts import ACTS, ReverseForm
 from fraud.models import AuditEvent, FraudLog, ReviewUser, RiskProfile
 from fraud.rules import RULES
+from fraud.selectors import (
+    desk_chart,
+    desk_decisions,
+    desk_summary,
+    desk_timeline,
+    percent,
+    rule_bars,
+)
 from fraud.services import fraud_log_review, risk_profile_clear, user_set_banned
 
 
@@ -39,7 +51,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "user", "actor", "risk_score", "completion_id")
+    list_display = ("created_at", "kind", "user", "actor", "note", "risk", "completion_id")
     list_filter = ("kind", ("created_at", admin.DateFieldListFilter))
     search_fields = ("user__username", "completion_id")
     readonly_fields = (
@@ -55,6 +67,14 @@ class AuditEventAdmin(ReadOnlyAdmin):
     @admin.display(description="by")
     def actor(self, event: AuditEvent) -> str:
         return str(event.payload.get("actor", "")) if isinstance(event.payload, dict) else ""
+
+    @admin.display(description="note")
+    def note(self, event: AuditEvent) -> str:
+        return str(event.payload.get("note", "")) if isinstance(event.payload, dict) else ""
+
+    @admin.display(description="risk", ordering="risk_score")
+    def risk(self, event: AuditEvent) -> str:
+        return f"{percent(event.risk_score)} %"
 
 
 def _details(log: FraudLog) -> dict[str, Any]:
@@ -83,6 +103,24 @@ def travel_label(log: FraudLog) -> str:
         f"{_place(found.get('to')) or '?'} ({found.get('to', {}).get('at', '')}): "
         f"{found.get('distanceKm', 0):,} km in {minutes:,.1f} min, "
         f"at least {found.get('speedKmh', 0):,} km/h"
+    )
+
+
+def rules_html(rules: Any, reasons: Any) -> str:
+    """Each rule that fired as a labelled bar (a <meter>: no inline style under the CSP)
+    with its percentage and its reason."""
+    bars = rule_bars(rules, reasons)
+    if not bars:
+        return "-"
+    return format_html(
+        '<ul class="desk-rules">{}</ul>',
+        format_html_join(
+            "",
+            '<li data-rule="{}"><span class="desk-rule-label">{}</span>'
+            ' <meter min="0" max="100" value="{}">{} %</meter> {} %'
+            ' <span class="desk-rule-reason">{}</span></li>',
+            ((b.name, b.label, b.percent, b.percent, b.percent, b.reason) for b in bars),
+        ),
     )
 
 
@@ -135,7 +173,7 @@ class FraudLogAdmin(ReadOnlyAdmin):
         "created_at",
         "user_link",
         "event",
-        "risk_score",
+        "risk",
         "fired",
         "ip",
         "where",
@@ -154,8 +192,40 @@ class FraudLogAdmin(ReadOnlyAdmin):
     search_fields = ("user__username", "user__email", "ip")
     date_hierarchy = "created_at"
     list_select_related = ("user", "reviewed_by")
-    readonly_fields = [*(field.name for field in FraudLog._meta.fields), "where", "travel"]
+    fields = (
+        "desk_link",
+        "event",
+        "created_at",
+        "risk",
+        "rules_fired",
+        "ip",
+        "user_agent",
+        "where",
+        "travel",
+        "completion_id",
+        "outcome",
+        "reviewed_by",
+        "reviewed_at",
+        "alerted_at",
+    )
+    readonly_fields = fields
     actions = ("clear_selected", "confirm_selected")
+
+    class Media:
+        css = {"all": ("fraud/desk.css",)}
+
+    @admin.display(description="user on the review desk")
+    def desk_link(self, log: FraudLog) -> str:
+        url = reverse("admin:fraud_reviewuser_change", args=[log.user_id])
+        return format_html('<a href="{}">{} on the review desk</a>', url, log.user.get_username())
+
+    @admin.display(description="risk", ordering="risk_score")
+    def risk(self, log: FraudLog) -> str:
+        return f"{percent(log.risk_score)} %"
+
+    @admin.display(description="rules that fired")
+    def rules_fired(self, log: FraudLog) -> str:
+        return rules_html(log.rules, log.reasons)
 
     @admin.display(description="user", ordering="user__username")
     def user_link(self, log: FraudLog) -> str:
@@ -164,8 +234,7 @@ class FraudLogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="rules that fired")
     def fired(self, log: FraudLog) -> str:
-        ranked = sorted(log.rules.items(), key=lambda item: item[1], reverse=True)
-        return ", ".join(f"{name} {value:.2f}" for name, value in ranked)
+        return ", ".join(f"{bar.label} {bar.percent} %" for bar in rule_bars(log.rules, {}))
 
     @admin.display(description="where")
     def where(self, log: FraudLog) -> str:
@@ -191,57 +260,6 @@ class FraudLogAdmin(ReadOnlyAdmin):
         self._review(request, queryset, FraudLog.Outcome.CONFIRMED)
 
 
-class RiskProfileInline(admin.StackedInline):
-    model = RiskProfile
-    verbose_name = verbose_name_plural = "risk profile"
-    can_delete = False
-    readonly_fields = (
-        "status",
-        "rolling_risk",
-        "flags_count",
-        "blocks_count",
-        "last_flagged_at",
-        "last_reviewed_at",
-        "updated_at",
-    )
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class FraudLogInline(admin.TabularInline):
-    model = FraudLog
-    fk_name = "user"
-    verbose_name_plural = "risk history (newest first)"
-    can_delete = False
-    extra = 0
-    ordering = ("-created_at",)
-    fields = (
-        "created_at",
-        "event",
-        "risk_score",
-        "rules",
-        "ip",
-        "where",
-        "completion_id",
-        "outcome",
-    )
-    readonly_fields = fields
-
-    @admin.display(description="where")
-    def where(self, log: FraudLog) -> str:
-        return place_label(log)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class StatusFilter(admin.SimpleListFilter):
     title = "risk status"
     parameter_name = "status"
@@ -262,30 +280,57 @@ class StatusFilter(admin.SimpleListFilter):
 
 @admin.register(ReviewUser)
 class ReviewUserAdmin(ReadOnlyAdmin):
-    """Users as the review desk sees them: their standing, history, and the acts on them."""
+    """Users as the review desk sees them: why they are here in words, their completions
+    beside an ordinary player's pace, and the acts on them (each confirmed, with a note
+    for the audit record)."""
 
+    change_form_template = "admin/fraud/reviewuser/change_form.html"
+    change_list_template = "admin/fraud/reviewuser/change_list.html"
     list_display = (
         "username",
         "status",
         "rolling_risk",
         "flags",
         "blocks",
+        "last_flagged",
         "score",
         "is_banned",
         "date_joined",
-        "completions",
     )
     list_filter = (StatusFilter, "is_banned")
     search_fields = ("username", "email")
     ordering = ("-risk_profile__rolling_risk", "username")
     list_select_related = ("risk_profile",)
-    fields = ("username", "email", "score", "is_banned", "banned_at", "date_joined", "completions")
+    # Display methods, not the model's fields: a read-only page shows no form help text.
+    fields = ("name", "email_address", "points", "banned", "joined", "completions")
     readonly_fields = fields
-    inlines = (RiskProfileInline, FraudLogInline)
     actions = ("ban_selected", "unban_selected", "clear_selected")
+
+    class Media:
+        css = {"all": ("fraud/desk.css",)}
 
     def _profile(self, user: ReviewUser) -> RiskProfile | None:
         return getattr(user, "risk_profile", None)
+
+    @admin.display(description="username")
+    def name(self, user: ReviewUser) -> str:
+        return user.get_username()
+
+    @admin.display(description="email address")
+    def email_address(self, user: ReviewUser) -> str:
+        return user.email
+
+    @admin.display(description="points")
+    def points(self, user: ReviewUser) -> str:
+        return f"{user.score:,}"
+
+    @admin.display(description="banned")
+    def banned(self, user: ReviewUser) -> str:
+        return f"since {user.banned_at:%Y-%m-%d %H:%M:%S}" if user.banned_at else "no"
+
+    @admin.display(description="joined")
+    def joined(self, user: ReviewUser) -> str:
+        return f"{user.date_joined:%Y-%m-%d %H:%M:%S}"
 
     @admin.display(description="status", ordering="risk_profile__status")
     def status(self, user: ReviewUser) -> str:
@@ -295,7 +340,7 @@ class ReviewUserAdmin(ReadOnlyAdmin):
     @admin.display(description="rolling risk", ordering="risk_profile__rolling_risk")
     def rolling_risk(self, user: ReviewUser) -> str:
         profile = self._profile(user)
-        return f"{profile.rolling_risk:.2f}" if profile else "0.00"
+        return f"{percent(profile.rolling_risk) if profile else 0} %"
 
     @admin.display(description="flags", ordering="risk_profile__flags_count")
     def flags(self, user: ReviewUser) -> int:
@@ -307,20 +352,134 @@ class ReviewUserAdmin(ReadOnlyAdmin):
         profile = self._profile(user)
         return profile.blocks_count if profile else 0
 
+    @admin.display(description="last flagged", ordering="risk_profile__last_flagged_at")
+    def last_flagged(self, user: ReviewUser) -> str:
+        profile = self._profile(user)
+        found = profile.last_flagged_at if profile else None
+        return f"{found:%Y-%m-%d %H:%M:%S}" if found else "-"
+
     @admin.display(description="completions")
     def completions(self, user: ReviewUser) -> str:
         url = reverse("admin:actions_completion_changelist")
-        return format_html(
-            '<a href="{}?user__id__exact={}">completions (reverse chosen ones there)</a>',
-            url,
-            user.pk,
+        return format_html('<a href="{}?user__id__exact={}">all completions</a>', url, user.pk)
+
+    # --- the desk's pages ---------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
+        act = path(
+            "<path:object_id>/act/<slug:act>/",
+            self.admin_site.admin_view(self.act_view),
+            name="fraud_reviewuser_act",
+        )
+        return [act, *super().get_urls()]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        counts = ReviewUser.objects.aggregate(
+            watch=Count("pk", filter=Q(risk_profile__status=RiskProfile.Status.WATCH)),
+            under_review=Count(
+                "pk", filter=Q(risk_profile__status=RiskProfile.Status.UNDER_REVIEW)
+            ),
+            banned=Count("pk", filter=Q(is_banned=True)),
+            clear=Count(
+                "pk",
+                filter=~Q(
+                    risk_profile__status__in=[
+                        RiskProfile.Status.WATCH,
+                        RiskProfile.Status.UNDER_REVIEW,
+                    ]
+                ),
+            ),
+        )
+        desk_counts = [
+            ("Under review", counts["under_review"], "?status=under_review"),
+            ("Watch", counts["watch"], "?status=watch"),
+            ("Clear", counts["clear"], "?status=clear"),
+            ("Banned", counts["banned"], "?is_banned__exact=1"),
+        ]
+        return super().changelist_view(
+            request, {**(extra_context or {}), "desk_counts": desk_counts}
         )
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        user = self.get_object(request, object_id)
+        if user is None or not self.has_view_permission(request, user):
+            return super().change_view(request, object_id, form_url, extra_context)
+        rows = desk_timeline(user=user)
+        summary = desk_summary(user=user, rows=rows)
+        may_act = self.has_review_permission(request)
+        acts = [
+            (act, reverse("admin:fraud_reviewuser_act", args=[user.pk, act.name]))
+            for act in ACTS.values()
+            if act.name != "reverse" and act.applies(user)
+        ]
+        context = {
+            "summary": summary,
+            "timeline": rows,
+            "chart": desk_chart(rows=rows, pace=summary.pace),
+            "decisions": desk_decisions(user=user),
+            "acts": acts if may_act else [],
+            "may_act": may_act,
+            "reverse_url": reverse("admin:fraud_reviewuser_act", args=[user.pk, "reverse"]),
+        }
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), **context}
+        )
+
+    def act_view(self, request: HttpRequest, object_id: str, act: str) -> HttpResponse:
+        """Confirm an act (GET: what it will change), then do it (POST, with a note)."""
+        found = ACTS.get(act)
+        if found is None:
+            raise Http404("No such act.")
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        user = self.get_object(request, object_id)
+        if user is None:
+            raise Http404("No such user.")
+        back = reverse("admin:fraud_reviewuser_change", args=[user.pk])
+        if not found.applies(user):
+            self.message_user(request, f"{found.label}: not for {user} now.", messages.WARNING)
+            return HttpResponseRedirect(back)
+        if request.method == "POST":
+            form = found.form(user, request.POST)
+            if form.is_valid():
+                chosen = form.chosen() if isinstance(form, ReverseForm) else []
+                done = found.run(user, request_user(request), form.cleaned_data["note"], chosen)
+                self.message_user(request, done, messages.SUCCESS)
+                return HttpResponseRedirect(back)
+            picked = request.POST.getlist("completions")
+        else:
+            picked = request.GET.getlist("completions")
+            form = found.form(user, initial={"completions": picked})
+        chosen = []
+        if isinstance(form, ReverseForm):
+            chosen = [form.rows[key] for key in picked if key in form.rows]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": found.title.format(user=user.get_username()),
+            "subject": user,
+            "act": found,
+            "form": form,
+            "changes": found.changes(user, chosen),
+            "back": back,
+        }
+        return TemplateResponse(request, "admin/fraud/reviewuser/act_confirm.html", context)
+
+    # --- the list's actions (several users at once) ------------------------------------
     def _set_banned(
         self, request: HttpRequest, queryset: QuerySet[ReviewUser], *, banned: bool
     ) -> None:
         done = sum(
-            user_set_banned(user=user, banned=banned, admin=request.user, reason="review desk")  # type: ignore[arg-type]
+            user_set_banned(
+                user=user, banned=banned, admin=request_user(request), reason="review desk"
+            )
             for user in queryset
         )
         self.message_user(
@@ -338,5 +497,5 @@ class ReviewUserAdmin(ReadOnlyAdmin):
     @admin.action(description="Put back to clear (close their open logs)", permissions=["review"])
     def clear_selected(self, request: HttpRequest, queryset: QuerySet[ReviewUser]) -> None:
         for user in queryset:
-            risk_profile_clear(user=user, admin=request.user)  # type: ignore[arg-type]
+            risk_profile_clear(user=user, admin=request_user(request))
         self.message_user(request, f"{queryset.count()} users put back to clear.", messages.SUCCESS)

@@ -217,6 +217,7 @@ class AcceptedCompletion:
     user_id: uuid.UUID
     risk_score: float
     action_id: str
+    entry_id: int
     delta: int
     flagged: bool
     ip: str | None
@@ -236,6 +237,7 @@ def audit_accepted_backfill(*, records: list[AcceptedCompletion]) -> int:
             payload={
                 "actionId": r.action_id,
                 "delta": r.delta,
+                "entryId": r.entry_id,
                 "flagged": r.flagged,
                 "ip": r.ip,
                 "userAgent": r.user_agent,

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import User
+
+
+def _username(user: User | None) -> str:
+    return user.get_username() if user is not None else "a deleted user"
+
+
+def _when(at: datetime | None) -> str:
+    """A time as a reviewer reads it: local, to the second."""
+    return f"{timezone.localtime(at):%Y-%m-%d %H:%M:%S}" if at is not None else "not yet saved"
 
 
 class AuditEvent(models.Model):
@@ -21,6 +33,7 @@ class AuditEvent(models.Model):
         USER_UNBANNED = "user.unbanned", "User unbanned"
         FLAG_REVIEWED = "fraud.flag_reviewed", "Fraud log reviewed"
         PROFILE_CLEARED = "fraud.profile_cleared", "Risk profile cleared"
+        PROFILE_WATCHED = "fraud.profile_watched", "User put on watch"
         USER_ESCALATED = "fraud.user_escalated", "User escalated to review"
         ADMIN_LOGIN_SUCCEEDED = "admin.login_succeeded", "Admin login succeeded"
         ADMIN_LOGIN_FAILED = "admin.login_failed", "Admin login failed"
@@ -40,7 +53,9 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.user_id}"
+        actor = self.payload.get("actor") if isinstance(self.payload, dict) else None
+        by = f" by {actor}" if actor else ""
+        return f"{self.get_kind_display()}: {_username(self.user)}{by}, {_when(self.created_at)}"
 
 
 class FraudLog(models.Model):
@@ -102,7 +117,10 @@ class FraudLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} {self.user_id} {self.risk_score:.2f}"
+        return (
+            f"{self.get_event_display()}: {_username(self.user)}, risk {self.risk_score:.0%},"
+            f" {_when(self.created_at)}"
+        )
 
 
 class RiskProfile(models.Model):
@@ -130,7 +148,10 @@ class RiskProfile(models.Model):
         indexes = [models.Index(fields=["status", "-rolling_risk"], name="riskprofile_status")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.status} {self.rolling_risk:.2f}"
+        return (
+            f"{_username(self.user)}: {self.get_status_display()},"
+            f" rolling risk {self.rolling_risk:.0%}"
+        )
 
 
 class ReviewUser(User):

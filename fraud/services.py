@@ -456,11 +456,18 @@ def _actor(admin: User | None) -> str:
 
 
 def user_set_banned(
-    *, user: User, banned: bool, actor: str = "", reason: str = "", admin: User | None = None
+    *,
+    user: User,
+    banned: bool,
+    actor: str = "",
+    reason: str = "",
+    admin: User | None = None,
+    note: str = "",
 ) -> bool:
     """Ban (off the board at once, writes refused, sessions ended) or unban a user.
 
-    Returns False when the user already was in that state. Audited.
+    Returns False when the user already was in that state. Audited, with the reviewer's
+    `note` when the review desk acts.
     """
     from leaderboard.services import leaderboard_user_changed
 
@@ -479,7 +486,7 @@ def user_set_banned(
         AuditEvent.objects.create(
             kind=AuditEvent.Kind.USER_BANNED if banned else AuditEvent.Kind.USER_UNBANNED,
             user=user,
-            payload={"actor": actor, "reason": reason},
+            payload={"actor": actor, "reason": reason, "note": note},
         )
         user.refresh_from_db()
         transaction.on_commit(lambda: leaderboard_user_changed(user=user), robust=True)
@@ -523,6 +530,24 @@ def risk_profile_clear(*, user: User, admin: User, note: str = "") -> bool:
             payload={"actor": _actor(admin), "previousStatus": was, "note": note},
         )
     return was != RiskProfile.Status.CLEAR
+
+
+def risk_profile_watch(*, user: User, admin: User, note: str = "") -> bool:
+    """Put a user on watch (a reviewer's doubt: the desk lists them with the flagged ones;
+    rolling risk and open logs unchanged). False if they already were. Audited."""
+    with transaction.atomic():
+        profile, _ = RiskProfile.objects.select_for_update().get_or_create(user=user)
+        was = profile.status
+        if was == RiskProfile.Status.WATCH:
+            return False
+        profile.status = RiskProfile.Status.WATCH
+        profile.save(update_fields=["status", "updated_at"])
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.PROFILE_WATCHED,
+            user=user,
+            payload={"actor": _actor(admin), "previousStatus": was, "note": note},
+        )
+    return True
 
 
 def fraud_reverse_entry(
