@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from accounts.models import User
 from fraud.models import FraudLog, RiskProfile
@@ -53,14 +54,26 @@ class ReverseForm(ActForm):
         field.choices = [
             (
                 key,
-                f"{row.at:%Y-%m-%d %H:%M:%S} {row.action}, {row.points:+,} points"
+                f"{_at(row)} {row.action}, {row.points:+,} points"
                 f" ({row.decision}{f', risk {row.risk} %' if row.risk is not None else ''})",
             )
             for key, row in self.rows.items()
         ]
 
+    def label_of(self, key: str) -> str:
+        return dict(self.fields["completions"].choices)[key]  # type: ignore[attr-defined]
+
     def chosen(self) -> list[TimelineRow]:
         return [self.rows[key] for key in self.cleaned_data["completions"]]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _at(row: TimelineRow) -> str:
+    at = timezone.localtime(row.at)
+    return f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond // 1000:03d}"
 
 
 def _rank(user: User) -> str:
@@ -120,8 +133,8 @@ def _reverse_changes(user: User, chosen: list[TimelineRow]) -> list[str]:
     rank = None if user.is_banned else board_rank_with(user=user, score=after)
     board = f"about rank {rank}" if rank else "not listed"
     return [
-        f"Points removed: {removed:,} ({len(chosen)} completions, one compensating ledger"
-        " entry each).",
+        f"Points removed: {removed:,} ({_count(len(chosen), 'completion')}, one compensating"
+        " ledger entry each).",
         f"Score: {user.score:,} → {after:,}; board: {_rank(user)} → {board}.",
         "Their fraud logs closed as “Completion reversed”; the live board updates.",
     ]
@@ -134,22 +147,22 @@ def _entries(rows: list[TimelineRow]) -> dict[int, ScoreEntry]:
 
 def _clear(user: User, admin: User, note: str, chosen: list[TimelineRow]) -> str:
     risk_profile_clear(user=user, admin=admin, note=note)
-    return f"{user.get_username()} put back to clear."
+    return f"Put {user.get_username()} back to clear."
 
 
 def _watch(user: User, admin: User, note: str, chosen: list[TimelineRow]) -> str:
     done = risk_profile_watch(user=user, admin=admin, note=note)
-    return f"{user.get_username()} {'put on watch' if done else 'was on watch already'}."
+    return f"{'Put' if done else 'Already had'} {user.get_username()} on watch."
 
 
 def _ban(user: User, admin: User, note: str, chosen: list[TimelineRow]) -> str:
     done = user_set_banned(user=user, banned=True, admin=admin, reason="review desk", note=note)
-    return f"{user.get_username()} {'banned' if done else 'was banned already'}."
+    return f"{'Banned' if done else 'Already banned:'} {user.get_username()}."
 
 
 def _unban(user: User, admin: User, note: str, chosen: list[TimelineRow]) -> str:
     done = user_set_banned(user=user, banned=False, admin=admin, reason="review desk", note=note)
-    return f"{user.get_username()} {'unbanned' if done else 'was not banned'}."
+    return f"{'Unbanned' if done else 'Was not banned:'} {user.get_username()}."
 
 
 def _reverse(user: User, admin: User, note: str, chosen: list[TimelineRow]) -> str:
@@ -163,7 +176,7 @@ def _reverse(user: User, admin: User, note: str, chosen: list[TimelineRow]) -> s
             completion_id=uuid.UUID(str(row.completion_id)), entry=entry, admin=admin, note=note
         )
     skipped = len(chosen) - done
-    return f"{done} completions reversed" + (
+    return f"{_count(done, 'completion')} reversed" + (
         f"; {skipped} had been reversed before." if skipped else "."
     )
 

@@ -458,8 +458,13 @@ class ReviewUserAdmin(ReadOnlyAdmin):
             picked = request.GET.getlist("completions")
             form = found.form(user, initial={"completions": picked})
         chosen = []
+        labels: list[tuple[str, str]] = []
         if isinstance(form, ReverseForm):
-            chosen = [form.rows[key] for key in picked if key in form.rows]
+            # What the page says will change is what the POST does: the chosen ones go
+            # along as hidden fields, and another choice starts from the user's page.
+            keys = [key for key in dict.fromkeys(picked) if key in form.rows]
+            chosen = [form.rows[key] for key in keys]
+            labels = [(key, form.label_of(key)) for key in keys]
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -468,6 +473,7 @@ class ReviewUserAdmin(ReadOnlyAdmin):
             "act": found,
             "form": form,
             "changes": found.changes(user, chosen),
+            "chosen": labels,
             "back": back,
         }
         return TemplateResponse(request, "admin/fraud/reviewuser/act_confirm.html", context)

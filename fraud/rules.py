@@ -211,7 +211,7 @@ def new_account(signals: Signals) -> RuleResult | None:
     limit = settings.FRAUD_NEW_ACCOUNT_SECONDS
     return RuleResult(
         _clamp(1 - age / limit),
-        f"account {max(age, 0) / 3600:.1f} hours old",
+        f"account {_duration(max(age, 0))} old",
     )
 
 

@@ -273,13 +273,19 @@ def test_reverse_confirms_points_and_rank_and_audits_the_note(desk: Client, chea
     plain = Completion.objects.filter(user=cheater, flagged=False).order_by("created_at").first()
     assert plain is not None
     chosen = [str(flagged.completion_id), str(plain.pk)]
+    chooser = desk.get(act_url(cheater, "reverse")).content.decode()
+    assert "Choose the completions to reverse" in chooser
+    assert chooser.count('type="checkbox" name="completions"') >= 2
     query = "&".join(f"completions={c}" for c in chosen)
     page = desk.get(f"{act_url(cheater, 'reverse')}?{query}").content.decode()
     assert "Reverse completions of mallory?" in page
     after = cheater.score - 20
     assert "Points removed: 20 (2 completions" in page
     assert f"Score: {cheater.score:,} → {after:,}; board: rank 1 → about rank 1" in page
-    assert page.count("checked") >= 2
+    # The page lists what the POST will reverse, and nothing else.
+    for completion_id in chosen:
+        assert f'type="hidden" name="completions" value="{completion_id}"' in page
+    assert 'type="checkbox"' not in page
     # A note is required, and so is a choice.
     assert desk.post(act_url(cheater, "reverse"), {"completions": chosen}).status_code == 200
     missing = desk.post(act_url(cheater, "reverse"), {"note": "script"}).content.decode()
