@@ -133,7 +133,7 @@ class TimelineRow:
     device: str
     user_agent: str
     place: str
-    decision: str  # allowed, flagged, blocked, reversal, adjustment
+    decision: str  # allowed, flagged, accepted (not yet known which), blocked, reversal
     risk: int | None = None
     rules: list[RuleBar] = field(default_factory=list)
     gap: str = ""  # since the attempt before
@@ -160,8 +160,10 @@ class Pace:
     players_median_gap: float | None
 
     def words(self) -> str:
-        if self.attempts < 2:
-            return f"{self.attempts} completion so far."
+        if self.attempts == 0:
+            return "No completions yet."
+        if self.attempts == 1:
+            return "1 completion so far."
         text = f"{self.attempts} completions in {span_label(self.span_seconds)}"
         if self.median_gap is not None:
             text += f", a median of {span_label(self.median_gap)} apart"
@@ -285,7 +287,9 @@ def desk_timeline(*, user: User, size: int = TIMELINE_SIZE) -> list[TimelineRow]
                 device=device_label(entry.user_agent),
                 user_agent=entry.user_agent,
                 place=place_text(link.get("place")),
-                decision=link.get("decision", "allowed") if kind == "completion" else kind,
+                # Accepted, but whether it was flagged is not known until its audit
+                # record is written (or for an entry older than the link).
+                decision=link.get("decision", "accepted") if kind == "completion" else kind,
                 risk=percent(link["risk"]) if "risk" in link else None,
                 rules=rule_bars(link.get("rules"), link.get("reasons")),
                 completion_id=link.get("completion_id"),
