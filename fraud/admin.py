@@ -54,15 +54,29 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "user", "actor", "note", "risk", "completion_id")
     list_filter = ("kind", ("created_at", admin.DateFieldListFilter))
     search_fields = ("user__username", "completion_id")
-    readonly_fields = (
+    # The record as a reviewer reads it first; the payload as written, below, is the
+    # evidence itself and stays exact.
+    fields = (
         "kind",
         "user",
+        "created_at",
+        "actor",
+        "note",
+        "risk",
+        "rules_fired",
         "completion_id",
-        "risk_score",
         "payload",
         "event_key",
-        "created_at",
     )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ("fraud/desk.css",)}
+
+    @admin.display(description="rules that fired")
+    def rules_fired(self, event: AuditEvent) -> str:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        return rules_html(payload.get("rules"), payload.get("reasons"))
 
     @admin.display(description="by")
     def actor(self, event: AuditEvent) -> str:

@@ -213,6 +213,9 @@ def test_ban_confirms_what_changes_requires_a_note_and_audits_it(
     audit = AuditEvent.objects.get(kind=AuditEvent.Kind.USER_BANNED, user=cheater)
     assert audit.payload["actor"] == "reviewer"
     assert audit.payload["note"] == "a script on a 0.3 s timer"
+    record = desk.get(f"/admin/fraud/auditevent/{audit.pk}/change/").content.decode()
+    assert re.search(r"User banned: mallory by reviewer, \d{4}-", record)
+    assert "a script on a 0.3 s timer" in record
     board = Client().get("/api/v1/leaderboard/").json()
     assert "mallory" not in [e["username"] for e in board["entries"]]
     page = desk_page(desk, cheater)
