@@ -4,12 +4,15 @@ Celery worker, on the test database and Redis, driven over HTTP like a client wo
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 
+import httpx
 import pytest
 
 from deploy.stack import Stack, wait_http
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -99,3 +102,25 @@ def test_it_logs_json_lines_with_the_request_id_it_returns(stack: Stack) -> None
     access = next(line for line in mine if line["logger"] == "gunicorn.access")
     assert access["status"] == 404
     assert access["path"] == "/api/v1/no-such-thing/"
+
+
+def test_staff_log_in_to_the_admin_through_nginx_on_its_own_port(stack: Stack) -> None:
+    """nginx passes the Host with its port, so the admin's CSRF origin check matches the
+    browser's Origin on a port other than 80 (make stack's 8080), with no setting."""
+    UserFactory(username="ops", is_staff=True)
+    with httpx.Client(base_url=stack.url, timeout=10) as browser:
+        form = browser.get("/admin/login/?next=/admin/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token, form.text[:500]
+        answer = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "csrfmiddlewaretoken": token.group(1),
+                "username": "ops",
+                "password": PASSWORD,
+                "next": "/admin/",
+            },
+            headers={"Origin": stack.url, "Referer": f"{stack.url}/admin/login/"},
+        )
+    assert answer.status_code == 302, answer.text[:500]
+    assert answer.headers["location"] == "/admin/"
