@@ -38,16 +38,16 @@ from core.errors import ApplicationError, NotFoundError, RateLimitedError
 from core.oncommit import after_commit
 from core.ratelimit import RateDecision, ratelimit_hit_many
 from core.redis_batch import redis_batch
-from fraud.audit import audit_record
-from fraud.services import (
+from fraud.assess import (
     RiskAssessment,
     fraud_assess,
     fraud_log_blocked,
     fraud_log_flagged,
     fraud_remember,
-    fraud_reverse_entry,
     fraud_signals_prefetch,
 )
+from fraud.audit import audit_record
+from fraud.services import fraud_reverse_entry
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard.services import LedgerWrite, ledger_award, ledger_lock
 

@@ -9,21 +9,12 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from fraud.geo import database_problem
-
-REVIEW_CHECKS = (
-    "hour_spread",
-    "interval_regularity",
-    "ip_diversity",
-    "score_growth",
-    "flag_history",
-)
+from fraud.review import REVIEW_CHECKS
+from fraud.rules import RULES
 
 
 @register()
 def fraud_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from fraud.review import REVIEW_CHECKS
-    from fraud.rules import RULES
-
     errors: list[CheckMessage] = []
     for setting, known in (("FRAUD_RULE_WEIGHTS", RULES), ("FRAUD_REVIEW_WEIGHTS", REVIEW_CHECKS)):
         for name, weight in getattr(settings, setting).items():

@@ -8,15 +8,18 @@ weighted by `FRAUD_REVIEW_WEIGHTS` and combined as the live rules are.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from fraud.models import FraudLog
+from fraud.assess import ROLLING_WEIGHT, alerts_queue, review_queue
+from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RuleResult, combine, timer_share
 from fraud.signals import ip_prefix
 from scoreboard.models import ScoreEntry
@@ -135,3 +138,88 @@ def history_assess(*, user: User, now: datetime | None = None) -> HistoryRisk:
             rules[name] = round(weight * result.contribution, 4)
             reasons[name] = result.reason
     return HistoryRisk(rules, reasons)
+
+
+@transaction.atomic
+def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
+    """Analyse a user's history over days; escalate them to review if it looks scripted.
+
+    Idempotent per `key`: a second run with the same key changes nothing.
+    """
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    if FraudLog.objects.filter(event_key=f"review:{user_id}:{key}").exists():
+        return None
+    risk = history_assess(user=user)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            log = FraudLog.objects.create(
+                user=user,
+                event=FraudLog.Event.REVIEWED,
+                risk_score=min(risk.score, 1.0),
+                rules=risk.rules,
+                reasons=risk.reasons,
+                details={"key": key, "days": settings.FRAUD_REVIEW_DAYS},
+                event_key=f"review:{user_id}:{key}",
+                reviewed_at=None,
+            )
+    except IntegrityError:  # the same review ran at the same time elsewhere
+        return None
+    profile, _ = RiskProfile.objects.select_for_update().get_or_create(user=user)
+    profile.rolling_risk = profile.rolling_risk * (1 - ROLLING_WEIGHT) + risk.score * ROLLING_WEIGHT
+    profile.last_reviewed_at = now
+    escalate = (
+        risk.score >= settings.FRAUD_ESCALATE_THRESHOLD
+        and profile.status != RiskProfile.Status.UNDER_REVIEW
+    )
+    if escalate:
+        profile.status = RiskProfile.Status.UNDER_REVIEW
+    elif risk.score >= settings.FRAUD_FLAG_THRESHOLD and profile.status == RiskProfile.Status.CLEAR:
+        profile.status = RiskProfile.Status.WATCH
+    profile.save()
+    if escalate:
+        FraudLog.objects.create(
+            user=user,
+            event=FraudLog.Event.ESCALATED,
+            risk_score=min(risk.score, 1.0),
+            rules=risk.rules,
+            reasons=risk.reasons,
+            details={"key": key},
+            event_key=f"escalated:{user_id}:{key}",
+        )
+        AuditEvent.objects.create(
+            kind=AuditEvent.Kind.USER_ESCALATED,
+            user=user,
+            risk_score=risk.score,
+            payload={"actor": "fraud review", "rules": risk.rules},
+        )
+        transaction.on_commit(alerts_queue, robust=True)
+    return log
+
+
+def review_sweep(*, now: datetime | None = None) -> int:
+    """Queue a review for every user flagged or assessed without signals since their last
+    review. Returns how many were queued."""
+    now = now or timezone.now()
+    window = now - settings.FRAUD_SWEEP_LOOKBACK
+    flagged = RiskProfile.objects.filter(
+        Q(last_reviewed_at__isnull=True) | Q(last_reviewed_at__lt=F("last_flagged_at")),
+        last_flagged_at__gte=window,
+    ).values_list("user_id", flat=True)
+    unassessed = (
+        AuditEvent.objects.filter(
+            kind=AuditEvent.Kind.COMPLETION_ACCEPTED,
+            created_at__gte=window,
+            payload__assessed=False,
+        )
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    users = {*flagged, *(u for u in unassessed if u is not None)}
+    slot = int(now.timestamp() // settings.FRAUD_SWEEP_SECONDS)
+    for user_id in users:
+        review_queue(user_id=user_id, key=f"sweep:{slot}:{user_id}")
+    alerts_queue()
+    return len(users)

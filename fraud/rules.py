@@ -2,7 +2,7 @@
 
 Each rule reads the `Signals` of one completion (gathered without SQL, see
 `fraud.signals`) and returns a contribution in [0, 1] with a reason a person can read.
-`fraud.services.fraud_assess` weighs them (`FRAUD_RULE_WEIGHTS`) and combines them into
+`fraud.assess.fraud_assess` weighs them (`FRAUD_RULE_WEIGHTS`) and combines them into
 one risk score in [0, 1]. A rule that needs data that was not available (Redis down)
 returns nothing and is left out.
 """

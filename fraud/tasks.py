@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import shared_task
 
-from fraud import alerts, audit, services
+from fraud import alerts, audit, review
 
 RETRYING: dict[str, Any] = {
     "ignore_result": True,
@@ -51,13 +51,13 @@ def audit_drain() -> int:
 @shared_task(name="fraud.user_review", **RETRYING)
 def user_review(*, user_id: str, key: str) -> None:
     """Review a flagged user's history over days; may escalate them. Idempotent per key."""
-    services.user_review(user_id=uuid.UUID(user_id), key=key)
+    review.user_review(user_id=uuid.UUID(user_id), key=key)
 
 
 @shared_task(name="fraud.review_sweep", ignore_result=True)
 def review_sweep() -> None:
     """Queue reviews of users flagged or assessed without signals since their last one."""
-    services.review_sweep()
+    review.review_sweep()
 
 
 @shared_task(name="fraud.alerts_send", **RETRYING)

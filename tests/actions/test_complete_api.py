@@ -222,7 +222,7 @@ def test_it_refuses_what_the_fraud_rules_block(
     client_for, mallory, click, start, complete, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from actions import services
-    from fraud.services import RiskAssessment
+    from fraud.assess import RiskAssessment
 
     monkeypatch.setattr(
         services, "fraud_assess", lambda **kw: RiskAssessment(score=0.95, rules={"x": 0.95})
@@ -239,7 +239,7 @@ def test_it_flags_what_the_fraud_rules_flag(
     client_for, mallory, click, start, complete, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from actions import services
-    from fraud.services import RiskAssessment
+    from fraud.assess import RiskAssessment
 
     monkeypatch.setattr(
         services, "fraud_assess", lambda **kw: RiskAssessment(score=0.6, rules={"x": 0.6})

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from fraud.assess import fraud_assess, fraud_remember
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import PastCompletion
-from fraud.services import fraud_assess, fraud_remember
 from fraud.signals import RedisSignalStore, device_of, ip_prefix
 from scoreboard.models import ScoreEntry
 
@@ -165,7 +165,7 @@ def test_it_accepts_unassessed_completions_when_redis_is_down(
 def test_it_queues_a_review_of_unassessed_completions_in_the_sweep(
     client_for, alice, click, start, complete, redis_down, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
-    from fraud.services import review_sweep
+    from fraud.review import review_sweep
 
     client = client_for(alice)
     complete(client, "click", start(client, "click"))

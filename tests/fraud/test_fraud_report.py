@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from fraud.services import RiskAssessment
+from fraud.assess import RiskAssessment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,8 +18,7 @@ from django.utils import timezone
 from accounts.models import User
 from fraud.alerts import alerts_send
 from fraud.models import AuditEvent, FraudLog, RiskProfile
-from fraud.review import history_assess
-from fraud.services import user_review
+from fraud.review import history_assess, user_review
 from scoreboard.models import ScoreEntry
 from tests.factories import UserFactory
 
@@ -116,7 +115,7 @@ def test_it_escalates_once_and_alerts_the_security_team(mallory, settings) -> No
 
 
 def test_it_sweeps_flagged_users_not_reviewed_since(mallory, alice) -> None:  # type: ignore[no-untyped-def]
-    from fraud.services import review_sweep
+    from fraud.review import review_sweep
 
     now = timezone.now()
     RiskProfile.objects.create(user=mallory, status="watch", last_flagged_at=now)

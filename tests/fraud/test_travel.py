@@ -18,9 +18,9 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from fraud import geo
+from fraud.assess import fraud_assess
 from fraud.models import AuditEvent, FraudLog
 from fraud.rules import PastCompletion
-from fraud.services import fraud_assess
 from fraud.signals import RedisSignalStore, device_of, ip_prefix
 from tests.factories import ActionTypeFactory, UserFactory
 from tests.geoip import (

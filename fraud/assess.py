@@ -1,0 +1,357 @@
+"""Fraud on the completion path: each completion's risk from the named rules, the
+signals they read, the decisions recorded (fraud logs, risk profiles), and the reviews
+and alerts they queue.
+
+`fraud_assess` runs on the completion path before its transaction: no SQL, one Redis round
+trip to read the signals; `fraud_remember` adds its writes to the completion's
+after-commit round trip (`core.redis_batch`). Everything that needs the database (fraud
+logs, risk profiles) happens in the completion's own transaction; reviews and alerts in
+Celery tasks, queued by name.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import User
+from core import metrics
+from core.enqueue import task_enqueue
+from core.oncommit import after_commit
+from core.redis_batch import redis_later
+from fraud.geo import Place, place_of
+from fraud.models import FraudLog, RiskProfile
+from fraud.rules import RULES, PastCompletion, Signals, combine
+from fraud.signals import RedisSignalStore, device_of, ip_prefix, signal_store
+
+logger = logging.getLogger(__name__)
+
+# Weight of the newest risk in a profile's rolling risk.
+ROLLING_WEIGHT = 0.3
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """The risk of one completion: the combined score, and each rule that fired."""
+
+    score: float
+    rules: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    # False when the signal store was down: only the rules that need none were run.
+    assessed: bool = True
+    ip_prefix: str = ""
+    device: str = ""
+    # Where the completion came from (None: no GeoIP database, a private or unknown
+    # address), and what the rules that fired found (the two places of a travel).
+    place: Place | None = None
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        return self.score >= settings.FRAUD_FLAG_THRESHOLD
+
+    @property
+    def blocked(self) -> bool:
+        return self.score >= settings.FRAUD_BLOCK_THRESHOLD
+
+    def public_reasons(self) -> list[str]:
+        """What a refused client may be told: the reasons, never the weights."""
+        strongest_first = sorted(self.rules, key=self.rules.__getitem__, reverse=True)
+        return [self.reasons.get(name) or name for name in strongest_first]
+
+    def as_details(self) -> dict[str, Any]:
+        details = {"rules": self.rules, "reasons": self.reasons, "assessed": self.assessed}
+        return {**details, **self.where()}
+
+    def where(self) -> dict[str, Any]:
+        """The completion's place and the rules' evidence, for logs and audit records."""
+        found: dict[str, Any] = {}
+        if self.place is not None:
+            found["place"] = {"country": self.place.country, "city": self.place.city}
+        if self.evidence:
+            found["evidence"] = self.evidence
+        return found
+
+
+def _rules_off() -> bool:
+    """Every rule's weight is 0: no assessment, and no signals to read or keep."""
+    return not any(weight > 0 for weight in settings.FRAUD_RULE_WEIGHTS.values())
+
+
+SignalRead = tuple[list[PastCompletion], int, int | None]
+
+
+@dataclass
+class SignalPrefetch:
+    """A completion's fraud signals, read ahead in the caller's Redis round trip."""
+
+    # The signals, or the error that kept them from being read; None: not read ahead.
+    found: SignalRead | Exception | None = None
+
+
+def fraud_signals_prefetch(*, user_id: uuid.UUID, ip: str | None, now: datetime) -> SignalPrefetch:
+    """Queue the read `fraud_assess` needs in the enclosing `redis_batch()` (sent when the
+    block ends, with the caller's other commands), and pass the result to `fraud_assess`.
+    Off Redis, or with the rules off, `fraud_assess` reads (or needs) nothing itself."""
+    prefetch = SignalPrefetch()
+    store = signal_store()
+    if _rules_off() or not isinstance(store, RedisSignalStore):
+        return prefetch
+
+    def queue(pipe: Any) -> None:
+        store.read_queue(pipe, user_id=user_id, ip=ip, now=now.timestamp())
+
+    def done(outcome: list[Any] | Exception) -> None:
+        try:
+            if isinstance(outcome, Exception):
+                raise outcome
+            prefetch.found = store.read_replies(outcome)
+        except Exception as exc:
+            prefetch.found = exc
+
+    redis_later(queue, done)
+    return prefetch
+
+
+def fraud_assess(
+    *,
+    user: User,
+    action_id: str,
+    reward: int,
+    cooldown_seconds: int,
+    min_duration_seconds: int,
+    ip: str | None,
+    user_agent: str,
+    now: datetime,
+    prefetched: SignalPrefetch | None = None,
+) -> RiskAssessment:
+    """Score a completion before its transaction. No SQL; one Redis round trip, or none
+    with the signals `prefetched` (`fraud_signals_prefetch`, same user, address and time).
+
+    If the signal store is down the completion is not refused for that: the rules that
+    need no store still run, and the assessment says it is incomplete (`assessed`).
+    """
+    if _rules_off():
+        return RiskAssessment(score=0.0)  # nothing to read
+    timestamp = now.timestamp()
+    prefix, device, place = ip_prefix(ip), device_of(user_agent), place_of(ip)
+    history: list[PastCompletion] | None = None
+    accounts_on_ip: int | None = None
+    score: int | None = None
+    try:
+        found = prefetched.found if prefetched is not None else None
+        if isinstance(found, Exception):
+            raise found
+        history, accounts_on_ip, score = found or signal_store().read(
+            user_id=user.pk, ip=ip, now=timestamp
+        )
+    except Exception:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("fraud signals unavailable; assessing %s without them", user.pk)
+    signals = Signals(
+        now=timestamp,
+        action_id=action_id,
+        reward=reward,
+        cooldown_seconds=cooldown_seconds,
+        min_duration_seconds=min_duration_seconds,
+        ip_prefix=prefix,
+        device=device,
+        date_joined=user.date_joined,
+        # The score the user's last completion left (no SQL); the row only without one.
+        score=score if score is not None else user.score,
+        history=history,
+        accounts_on_ip=accounts_on_ip,
+        place=place,
+    )
+    rules: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    evidence: dict[str, dict[str, Any]] = {}
+    for name, evaluate in RULES.items():
+        weight = settings.FRAUD_RULE_WEIGHTS.get(name, 0.0)
+        if weight <= 0:
+            continue
+        result = evaluate(signals)
+        if result is None or result.contribution <= 0:
+            continue
+        rules[name] = round(weight * result.contribution, 4)
+        reasons[name] = result.reason
+        if result.evidence:
+            evidence[name] = result.evidence
+    return RiskAssessment(
+        score=combine(rules),
+        rules=rules,
+        reasons=reasons,
+        assessed=history is not None,
+        ip_prefix=prefix,
+        device=device,
+        place=place,
+        evidence=evidence,
+    )
+
+
+def fraud_remember(
+    *,
+    user_id: uuid.UUID,
+    action_id: str,
+    delta: int,
+    risk: RiskAssessment,
+    at: datetime,
+    score: int | None = None,
+) -> None:
+    """Add an accepted or blocked completion to the signals of the next assessment.
+
+    With Redis, commands of the request's after-commit round trip
+    (`core.redis_batch`); a failure only makes the rules forget this one.
+    """
+    if _rules_off():
+        return
+    past = PastCompletion(at.timestamp(), action_id, risk.ip_prefix, risk.device, delta, risk.place)
+    store = signal_store()
+
+    def forgot() -> None:
+        metrics.backing_service_errors.labels("redis").inc()
+        logger.warning("could not remember a completion of %s for the fraud rules", user_id)
+
+    if isinstance(store, RedisSignalStore):
+
+        def queue(pipe: Any) -> None:
+            store.remember_queue(pipe, user_id=user_id, past=past, score=score)
+
+        def done(outcome: list[Any] | Exception) -> None:
+            if isinstance(outcome, Exception) or any(isinstance(r, Exception) for r in outcome):
+                forgot()
+
+        redis_later(queue, done)
+        return
+    try:
+        store.remember(user_id=user_id, past=past, score=score)
+    except Exception:
+        forgot()
+
+
+def _profile_touch(*, user_id: uuid.UUID, risk: float, blocked: bool, now: datetime) -> None:
+    """Count a flag or a block on the user's risk profile (made on first use)."""
+    RiskProfile.objects.get_or_create(user_id=user_id)
+    RiskProfile.objects.filter(user_id=user_id).update(
+        rolling_risk=F("rolling_risk") * (1 - ROLLING_WEIGHT) + risk * ROLLING_WEIGHT,
+        flags_count=F("flags_count") + (0 if blocked else 1),
+        blocks_count=F("blocks_count") + (1 if blocked else 0),
+        last_flagged_at=now,
+    )
+    RiskProfile.objects.filter(user_id=user_id, status=RiskProfile.Status.CLEAR).update(
+        status=RiskProfile.Status.WATCH
+    )
+
+
+def _log_decision(
+    *,
+    event: str,
+    user_id: uuid.UUID,
+    completion_id: uuid.UUID | None,
+    risk: RiskAssessment,
+    ip: str | None,
+    user_agent: str,
+    details: dict[str, Any],
+    event_key: str,
+) -> FraudLog:
+    """A flagged or blocked completion's log and profile, in the caller's transaction; the
+    user's review queued after commit."""
+    now = timezone.now()
+    log = FraudLog.objects.create(
+        user_id=user_id,
+        completion_id=completion_id,
+        event=event,
+        risk_score=min(risk.score, 1.0),
+        rules=risk.rules,
+        reasons=risk.reasons,
+        ip=ip,
+        user_agent=user_agent[:512],
+        details={**details, "assessed": risk.assessed, **risk.where()},
+        event_key=event_key,
+    )
+    _profile_touch(
+        user_id=user_id, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED, now=now
+    )
+    after_commit(review_queue, user_id=user_id, key=_review_key(now))
+    return log
+
+
+def fraud_log_flagged(
+    *,
+    user_id: uuid.UUID,
+    completion_id: uuid.UUID,
+    risk: RiskAssessment,
+    ip: str | None,
+    user_agent: str,
+    details: dict[str, Any],
+) -> FraudLog:
+    """Record a flagged completion, in the completion's transaction; queue its review."""
+    return _log_decision(
+        event=FraudLog.Event.FLAGGED,
+        user_id=user_id,
+        completion_id=completion_id,
+        risk=risk,
+        ip=ip,
+        user_agent=user_agent,
+        details=details,
+        event_key=f"flagged:{completion_id}",
+    )
+
+
+def fraud_log_blocked(
+    *,
+    user_id: uuid.UUID,
+    nonce: str,
+    risk: RiskAssessment,
+    ip: str | None,
+    user_agent: str,
+    details: dict[str, Any],
+) -> FraudLog | None:
+    """Record a refused completion (one row per action token, however often it is sent),
+    count it on the profile, queue a review and tell the security team. Nothing reaches
+    the ledger."""
+    try:
+        with transaction.atomic():
+            log = _log_decision(
+                event=FraudLog.Event.BLOCKED,
+                user_id=user_id,
+                completion_id=None,
+                risk=risk,
+                ip=ip,
+                user_agent=user_agent,
+                details=details,
+                event_key=f"blocked:{nonce}",
+            )
+    except IntegrityError:  # this token was refused before
+        return None
+    transaction.on_commit(alerts_queue, robust=True)
+    return log
+
+
+def _review_key(now: datetime) -> str:
+    """One review per user per minute, however many flags and blocks the minute brings."""
+    return f"live:{int(now.timestamp() // 60)}"
+
+
+def _queue(name: str, **kwargs: Any) -> None:
+    try:
+        task_enqueue(name, **kwargs)
+    except Exception:  # the broker is down: the sweep catches up with reviews and alerts
+        metrics.backing_service_errors.labels("celery").inc()
+        logger.exception("could not queue %s", name)
+
+
+def review_queue(*, user_id: uuid.UUID, key: str) -> None:
+    _queue("fraud.user_review", user_id=str(user_id), key=key)
+
+
+def alerts_queue() -> None:
+    _queue("fraud.alerts_send")
