@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import close_old_connections, connection
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -38,8 +39,6 @@ class RegisterView(APIView):
 
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
-        from django.conf import settings
-
         decision = ratelimit_hit(
             scope="register-ip",
             key=client_ip(request) or "unknown",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -67,8 +68,6 @@ class ActionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def start(self, request: Request, pk: str) -> Response:
         raw, token, action_type = services.action_start(user=request_user(request), action_id=pk)
         earliest = token.issued_at.timestamp() + action_type.min_duration_seconds
-        from datetime import UTC, datetime
-
         body = {
             "actionId": action_type.pk,
             "actionToken": raw,
