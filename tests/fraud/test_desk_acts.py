@@ -101,13 +101,25 @@ def timer_then_complete(user: User, *, count: int = 15, every: float = 0.3) -> i
 
 
 @pytest.fixture
-def cheater(db) -> User:  # type: ignore[no-untyped-def]
+def cheater(db, settings) -> User:  # type: ignore[no-untyped-def]
     user = UserFactory(username="mallory")
     statuses = scripted(user)
     assert 200 in statuses, statuses
-    if 403 not in statuses:  # a busy machine's jitter hid the timer from the rules
+    # A busy machine's jitter can hide the timer from the rules: then the exact beat is
+    # given to the history, and the completion after it is flagged with the block
+    # threshold out of reach, or blocked with the block threshold at the flag threshold
+    # (what fired is the rules' own finding either way). The rate limit is raised for it.
+    settings.COMPLETION_RATE_PER_USER = "1000/m"
+    block = settings.FRAUD_BLOCK_THRESHOLD
+    flagged = FraudLog.objects.filter(user=user, event=FraudLog.Event.FLAGGED)
+    if not flagged.exists():
+        settings.FRAUD_BLOCK_THRESHOLD = 1.01
+        assert timer_then_complete(user) == 200
+    if not FraudLog.objects.filter(user=user, event=FraudLog.Event.BLOCKED).exists():
+        settings.FRAUD_BLOCK_THRESHOLD = settings.FRAUD_FLAG_THRESHOLD
         assert timer_then_complete(user) == 403
-    assert FraudLog.objects.filter(user=user, event=FraudLog.Event.FLAGGED).exists()
+    settings.FRAUD_BLOCK_THRESHOLD = block
+    assert flagged.exists()
     assert FraudLog.objects.filter(user=user, event=FraudLog.Event.BLOCKED).exists()
     return user
 
