@@ -29,14 +29,16 @@ async def test_a_board_socket_shows_its_period_and_updates_live() -> None:
     socket = await connect(f"/ws/boards/daily/?token={token}")
     snapshot = await next_of(socket, "leaderboard.snapshot")
     today = timezone.now().date().isoformat()
-    assert snapshot["board"] == "daily" and snapshot["period"]["key"] == today
+    assert snapshot["board"] == "daily"
+    assert snapshot["period"]["key"] == today
     assert [(e["username"], e["score"]) for e in snapshot["entries"]] == [("alice", 5)]
     await award(user_id=alice.pk, delta=7, action_id="click")
     me = await next_of(socket, "me.update")
     assert me["score"] == 12
     assert me["boards"] == [{"board": "daily", "period": today, "score": 12, "rank": 1}]
     update = await next_of(socket, "leaderboard.update")
-    assert update["board"] == "daily" and update["version"] > snapshot["version"]
+    assert update["board"] == "daily"
+    assert update["version"] > snapshot["version"]
     assert [(e["username"], e["score"]) for e in update["entries"]] == [("alice", 12)]
     await socket.disconnect()
 
@@ -68,7 +70,8 @@ async def test_a_viewer_sees_the_rollover_within_a_second_of_the_end() -> None:
     seen = timezone.now()
     assert 0 <= (seen - end).total_seconds() < 1.0
     assert rollover["board"] == "sprint"
-    assert rollover["closed"]["key"] == "sprint" and rollover["current"] is None
+    assert rollover["closed"]["key"] == "sprint"
+    assert rollover["current"] is None
     assert datetime.fromisoformat(rollover["closed"]["endsAt"]) == end
     after = await next_of(socket, "leaderboard.snapshot")
     assert [e["username"] for e in after["entries"]] == ["bob"]  # the season's final top
