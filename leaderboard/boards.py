@@ -151,10 +151,10 @@ class ActiveBoards:
         for board in self.all():
             if board.slug == slug:
                 return board
-        board = Board.objects.filter(slug=slug, is_active=True).first()
-        if board is None:
+        found = Board.objects.filter(slug=slug, is_active=True).first()
+        if found is None:
             raise BoardNotFoundError()
-        return board
+        return found
 
     def counting(self, action_id: str) -> list[Board]:
         """The boards (other than `global`) that count `action_id`, at most

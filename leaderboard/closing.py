@@ -18,6 +18,7 @@ Idempotent and safe to run concurrently: each step re-reads the state under the 
 from __future__ import annotations
 
 import hashlib
+import uuid
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ def _write_standings(period_id: int, revision: int) -> tuple[int, str]:
     """Insert the standings of `period_id` as `revision`, from its credits; (participants,
     checksum)."""
     s, c, u = Standing._meta.db_table, PeriodCredit._meta.db_table, User._meta.db_table
-    user_pk = User._meta.pk.column  # type: ignore[union-attr]
+    user_pk = User._meta.pk.column
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {s} (period_id, revision, rank, user_id, username, score, reached_at) "  # noqa: S608 - names from the models
@@ -239,7 +240,7 @@ def period_revise_later(period_id: int, *, cause: str) -> None:
         )
 
 
-def closed_periods_of_user(user_id: object) -> list[int]:
+def closed_periods_of_user(user_id: uuid.UUID) -> list[int]:
     """The closed (or closing) periods a user has credits in: a ban or an unban of them
     changes those standings."""
     return list(

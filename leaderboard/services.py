@@ -190,9 +190,9 @@ def _score_changed_on_boards(
         except Exception:
             metrics.backing_service_errors.labels("redis").inc()
             logger.warning("index update for %s failed; left to the reconciler", user_id)
-            boards = _boards_without_index(user_id, credits)
-            tell_boards(boards)
-            tell(_changed_without_index(user_id, score, boards))
+            fallback = _boards_without_index(user_id, credits)
+            tell_boards(fallback)
+            tell(_changed_without_index(user_id, score, fallback))
             return
         boards: list[BoardRank] = []
         for credit, result in zip(credits, found[1:], strict=True):
