@@ -410,8 +410,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # REST API
 # ---------------------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
+    # A bearer token (apps), or the session of a browser page (the live page; DRF then
+    # checks the CSRF token on every unsafe method).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.BearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -43,7 +43,7 @@ BAD_PERIOD = OpenApiResponse(description="`invalid`: a malformed period or query
 class BoardListView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: BoardListSerializer})
+    @extend_schema(operation_id="boards_list", responses={200: BoardListSerializer})
     def get(self, request: Request) -> Response:
         return Response(board_reads.boards_list())
 

@@ -18,8 +18,8 @@ Idempotent and safe to run concurrently: each step re-reads the state under the 
 from __future__ import annotations
 
 import hashlib
-import uuid
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -152,17 +152,21 @@ def _drop_index(period_id: int) -> None:
 
 
 def periods_close_due(*, now: datetime | None = None, board: str | None = None) -> list[Closed]:
-    """Close every period that has ended, on every active board (or `board`), oldest
-    first, also those that ended while nothing ran; then make sure each board's current
-    period exists and its index is warm. What the periodic task and `close_periods` run."""
+    """Close every period that has ended, on every board (or `board`), oldest first, also
+    those that ended while nothing ran; then make sure each active board's current period
+    exists and its index is warm. What the periodic task and `close_periods` run."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.BOARDS_CLOSE_GRACE_SECONDS)
-    boards = Board.objects.filter(is_active=True).exclude(slug=GLOBAL)
+    # Every board: one deactivated while a period ran still closes it (it only stops
+    # counting new completions).
+    boards = Board.objects.exclude(slug=GLOBAL)
     if board is not None:
         boards = boards.filter(slug=board)
     closed: list[Closed] = []
     for each in boards:
-        if each.period != Board.Period.ALL_TIME:
+        if each.period != Board.Period.ALL_TIME and (
+            each.is_active or Period.objects.filter(board=each).exclude(state="closed").exists()
+        ):
             last = (
                 Period.objects.filter(board=each, state=Period.State.CLOSED)
                 .order_by("-ends_at")
@@ -179,7 +183,8 @@ def periods_close_due(*, now: datetime | None = None, board: str | None = None) 
                 done = period_close(period.pk, now=now)
                 if done is not None:
                     closed.append(done)
-        _warm_current(each, now)
+        if each.is_active:
+            _warm_current(each, now)
     return closed
 
 

@@ -14,11 +14,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 from redis.exceptions import NoScriptError
 
 from core import metrics
@@ -219,5 +220,54 @@ __all__ = [
     "period_index_drop",
     "period_index_rebuild",
     "period_label",
+    "period_reconcile",
     "period_rows",
 ]
+
+
+RECONCILE_SETTLE_SECONDS = 10
+
+
+def period_reconcile(*, batch: int = 5000) -> int:
+    """Replay into each held period's index the running totals written since its
+    watermark (the global reconciler's counterpart): converges after a process died
+    between a commit and its index update. A cold index is rebuilt instead. Idempotent:
+    index writes ignore anything older than what they hold."""
+    if settings.EMBEDDED:
+        return 0
+    replayed = 0
+    settled = timezone.now() - timedelta(seconds=RECONCILE_SETTLE_SECONDS)
+    for period in held_periods():
+        index = period_index(period.pk)
+        if not index.is_ready():
+            period_index_cold(period.pk)
+            continue
+        key = f"{index.base}:watermark"
+        watermark = int(index.client.get(key) or 0)
+        rows = list(
+            PeriodScore.objects.filter(period=period, entry_id__gt=watermark)
+            .order_by("entry_id")
+            .values_list(
+                "user_id",
+                "user__username",
+                "score",
+                "reached_at",
+                "entry_id",
+                "user__is_active",
+                "user__is_banned",
+            )[:batch]
+        )
+        for user_id, username, score, reached_at, entry_id, active, banned in rows:
+            index.apply(
+                user_id=user_id,
+                username=username,
+                score=score,
+                reached_at=reached_at,
+                entry_id=entry_id,
+                ranked=active and not banned,
+            )
+        old_enough = [row[4] for row in rows if row[3] < settled]
+        if old_enough:
+            index.client.set(key, max(old_enough))
+        replayed += len(rows)
+    return replayed

@@ -1,13 +1,15 @@
 from celery import Task, shared_task
 
 from leaderboard.closing import period_revise, periods_close_due
+from leaderboard.period_index import period_reconcile
 from leaderboard.rebuild import leaderboard_reconcile
 
 
 @shared_task(name="leaderboard.reconcile", ignore_result=True)
 def reconcile() -> int:
-    """Replay recent ledger entries into the ranking index (see leaderboard_reconcile)."""
-    return leaderboard_reconcile()
+    """Replay recent ledger entries into the ranking indexes (the global one, see
+    leaderboard_reconcile, and each held period's, see period_reconcile)."""
+    return leaderboard_reconcile() + period_reconcile()
 
 
 @shared_task(name="leaderboard.close_periods", ignore_result=True)

@@ -201,3 +201,22 @@ def test_many_users_rank_alike_in_the_index_and_in_postgresql(  # type: ignore[n
     ranks = [period_rank_from_db(period.pk, user_id=u.pk) for u in users]
     by_db = sorted((r[0], str(u.pk)) for r, u in zip(ranks, users, strict=True) if r)
     assert [(e["rank"], e["userId"]) for e in from_index] == by_db
+
+
+def test_the_reconciler_replays_a_period_update_lost_after_commit(  # type: ignore[no-untyped-def]
+    boards, monkeypatch, alice
+) -> None:
+    from leaderboard import services
+    from leaderboard.period_index import period_reconcile
+    from scoreboard.services import ledger_award
+
+    ledger_award(user_id=alice.pk, delta=5, action_id="click")
+    daily = Period.objects.get(board__slug="daily")
+    assert period_index(daily.pk).rank(user_id=alice.pk) == (1, 5)
+    # The process dies between the commit and its index update.
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "_score_changed_on_boards", lambda **kwargs: None)
+        ledger_award(user_id=alice.pk, delta=8, action_id="click")
+    assert period_index(daily.pk).rank(user_id=alice.pk) == (1, 5)
+    assert period_reconcile() >= 1
+    assert period_index(daily.pk).rank(user_id=alice.pk) == (1, 13)
