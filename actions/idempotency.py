@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import User
 from actions.errors import IdempotencyInProgressError, IdempotencyKeyReusedError
 from actions.models import Completion, IdempotencyRecord
+from leaderboard.period_reads import entry_boards
 from leaderboard.selectors import leaderboard_rank_of
 
 
@@ -54,7 +55,11 @@ def idempotency_replay(user: User, key: str, fingerprint: str) -> CompletionOutc
         # The completion committed but its response was never stored (the connection
         # broke after COMMIT, or the request died): it is rebuilt from the completion.
         completion = Completion.objects.select_related("score_entry").get(pk=record.completion_id)
-        body = completion_body(completion, rank=leaderboard_rank_of(user_id=user.pk))
+        body = completion_body(
+            completion,
+            rank=leaderboard_rank_of(user_id=user.pk),
+            boards=entry_boards(entry_id=completion.score_entry_id, user_id=user.pk),
+        )
         IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True).update(
             response_status=200, response_body=body
         )
@@ -66,8 +71,11 @@ def idempotency_replay(user: User, key: str, fingerprint: str) -> CompletionOutc
     )
 
 
-def completion_body(completion: Completion, *, rank: int | None) -> dict[str, Any]:
-    """The 200 response to an accepted completion."""
+def completion_body(
+    completion: Completion, *, rank: int | None, boards: list[Any]
+) -> dict[str, Any]:
+    """The 200 response to an accepted completion (`boards`: each board it counted on,
+    with the user's score and rank there)."""
     return {
         "success": True,
         "completionId": str(completion.pk),
@@ -76,6 +84,7 @@ def completion_body(completion: Completion, *, rank: int | None) -> dict[str, An
         "newScore": completion.score_entry.score_after,
         "rank": rank,
         "flagged": completion.flagged,
+        "boards": boards,
     }
 
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
@@ -48,6 +48,7 @@ from fraud.assess import (
 )
 from fraud.audit import audit_record
 from fraud.services import fraud_reverse_entry
+from leaderboard.period_reads import entry_boards
 from leaderboard.selectors import leaderboard_rank_of
 from scoreboard.services import LedgerWrite, ledger_award, ledger_lock
 
@@ -215,7 +216,9 @@ def _submit(request: CompletionRequest) -> CompletionOutcome:
         )
     if risk.flagged:
         metrics.fraud_decisions.labels("flag").inc()
-    body = completion_body(completion, rank=_rank_after(write, user))
+    body = completion_body(
+        completion, rank=_rank_after(write, user), boards=_boards_after(write, completion)
+    )
     if request.idempotency_key:
         try:
             idempotency_response_store(user_id=user.pk, key=request.idempotency_key, body=body)
@@ -273,6 +276,16 @@ def _rank_after(write: LedgerWrite | None, user: User) -> int | None:
     if write is not None and write.ranked:
         return write.rank
     return leaderboard_rank_of(user_id=user.pk)
+
+
+def _boards_after(write: LedgerWrite | None, completion: Completion) -> list[Any]:
+    """The boards the completion counted on, as the after-commit round trip answered, or
+    read afresh (no board answered: Redis failed, or the commit's outcome was read back)."""
+    if write is not None and "boards" in write.answers:
+        return list(write.answers["boards"])
+    if write is not None and not write.extras.get("boards"):
+        return []
+    return entry_boards(entry_id=completion.score_entry_id, user_id=completion.user_id)
 
 
 def _stored(user: User, nonce: str) -> Completion | None:

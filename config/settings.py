@@ -516,6 +516,20 @@ CELERY_BEAT_SCHEDULE["leaderboard-reconcile"] = {
     "schedule": LEADERBOARD_RECONCILE_SECONDS,
 }
 
+# Boards and periods (docs/boards.md). A process re-reads the active boards at most this
+# often (a board saved in this process is seen at once).
+BOARDS_CACHE_SECONDS = env.float("BOARDS_CACHE_SECONDS", default=2.0)
+BOARDS_MAX_PER_COMPLETION = env.int("BOARDS_MAX_PER_COMPLETION", default=8)
+# A period is closed this long after its end at the earliest (clock skew between the
+# machines that accept completions), and the closer runs this often: a period is closed
+# within GRACE + EVERY (+ the close itself) of its end, under SPEC's 60 s.
+BOARDS_CLOSE_GRACE_SECONDS = env.float("BOARDS_CLOSE_GRACE_SECONDS", default=2.0)
+BOARDS_CLOSE_EVERY_SECONDS = env.float("BOARDS_CLOSE_EVERY_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["leaderboard-close-periods"] = {
+    "task": "leaderboard.close_periods",
+    "schedule": BOARDS_CLOSE_EVERY_SECONDS,
+}
+
 # Action tokens and completions.
 ACTION_TOKEN_TTL_SECONDS = env.int("ACTION_TOKEN_TTL_SECONDS", default=600)
 # The longest a process keeps an action type (changes reach it at once through Redis;

@@ -56,7 +56,8 @@ def user_set_banned(
             payload={"actor": actor, "reason": reason, "note": note},
         )
         user.refresh_from_db()
-        transaction.on_commit(lambda: leaderboard_user_changed(user=user), robust=True)
+        cause = f"{'ban' if banned else 'unban'} of {user.username} by {actor}"
+        transaction.on_commit(lambda: leaderboard_user_changed(user=user, cause=cause), robust=True)
         transaction.on_commit(lambda: account_state_set(user.pk, state_of(user)), robust=True)
     return True
 

@@ -397,7 +397,7 @@ class RedisIndex:
         abandoned = client.getset(self.keys["building"], generation)
         client.expire(self.keys["building"], 3600)
         if abandoned is not None:
-            self._drop_generation(abandoned.decode())
+            self.drop_generation(abandoned.decode())
         loader = _Loader(self._script(LOAD), self.client, new["z"], new["buckets"])
         records: list[bytes] = []
         count = 0
@@ -437,14 +437,14 @@ class RedisIndex:
             args=[self.generations, generation, count, repr(time.time())],
         )
         if old is None:
-            self._drop_generation(generation)
+            self.drop_generation(generation)
             raise IndexColdError("the index's keys were lost while it was being rebuilt")
         if old:
-            self._drop_generation(old.decode())
+            self.drop_generation(old.decode())
         client.unlink(*(f"{self.base}:{name}" for name in _LEGACY_KEYS))
         return count
 
-    def _drop_generation(self, generation: str) -> None:
+    def drop_generation(self, generation: str) -> None:
         keys = self.generation_keys(generation)
         pipe = self.client.pipeline(transaction=False)
         pipe.unlink(keys["z"])

@@ -188,3 +188,61 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+# One entry applied to several indexes at once: the global board's and those of the
+# periods it was credited to, all in one script, so every board moves or none does (the
+# weekly and the all-time totals never drift apart). KEYS: five per index (ready, v,
+# dirty, building, pending). ARGV: field, entry id, username, dirty time, wake channel,
+# me channel, user id, the number of indexes, then five per index (generations prefix,
+# score, inverted time, ranked '1'/'0', label: the start of its `boards` item in
+# me.update, '' for the global index, which is first). Returns applied and rank
+# (0-based, -1 when not on the board; applied -1 when that index is cold) per index.
+APPLY_MANY = (
+    _BUMP
+    + _PUT
+    + """
+local field, entry, name = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local count = tonumber(ARGV[8])
+local out, boards = {}, {}
+local suffix = string.format('%02x%02x', string.byte(field, 15, 16))
+local global_score, global_rank = nil, 'null'
+for i = 0, count - 1 do
+  local k, a = i * 5, 9 + i * 5
+  local generations, score, at = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local ranked, label = ARGV[a + 3], ARGV[a + 4]
+  local gen = redis.call('GET', KEYS[k + 1])
+  if (not gen) or redis.call('EXISTS', KEYS[k + 4]) == 1 then
+    local held = redis.call('HGET', KEYS[k + 5], field)
+    if (not held) or entry >= cmsgpack.unpack(held)[1] then
+      redis.call('HSET', KEYS[k + 5], field, cmsgpack.pack({entry, score, at, name, ranked}))
+    end
+  end
+  local applied, rank = -1, -1
+  if gen then
+    applied = put(generations, gen, field, score, at, entry, name, ranked)
+    if applied == 1 then
+      bump(KEYS[k + 2])
+      redis.call('SET', KEYS[k + 3], ARGV[4], 'NX')
+    end
+    local held = redis.call('HGET', generations .. gen .. ':n:' .. suffix, field)
+    local z = generations .. gen .. ':z'
+    local found = held and redis.call('ZREVRANK', z, string.sub(held, 1, 8) .. field)
+    if found then rank = found end
+  end
+  out[#out + 1] = applied
+  out[#out + 1] = rank
+  local shown = rank >= 0 and tostring(rank + 1) or 'null'
+  if label == '' then
+    global_score, global_rank = score, shown
+  else
+    boards[#boards + 1] = label .. ',"score":' .. score .. ',"rank":' .. shown .. '}'
+  end
+end
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], '') end
+if ARGV[6] ~= '' and global_score and out[1] ~= -1 then
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. '\\n{"type":"me.update","score":' .. global_score
+    .. ',"rank":' .. global_rank .. ',"boards":[' .. table.concat(boards, ',') .. ']}')
+end
+return out
+"""
+)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
@@ -93,6 +94,8 @@ class LedgerChange:
     # Read under the writer's row lock, when it held one (saves the subscriber a query).
     username: str | None = None
     ranked: bool | None = None  # active and not banned
+    # What the ledger's extensions wrote with the entry, in its transaction, by name.
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +106,10 @@ class LedgerWrite:
     entry: ScoreEntry
     rank: int | None = None
     ranked: bool = False  # a subscriber answered `rank`
+    # What the ledger's extensions wrote with the entry (see `ledger_extend`).
+    extras: dict[str, Any] = field(default_factory=dict)
+    # What subscribers answered after commit, by name (the boards' ranks, for example).
+    answers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def score(self) -> int:
@@ -111,16 +118,35 @@ class LedgerWrite:
     def rank_heard(self, rank: int | None) -> None:
         self.rank, self.ranked = rank, True
 
+    def answer_heard(self, name: str, value: Any) -> None:
+        self.answers[name] = value
 
-# A subscriber is called after commit with the change and a callback for the user's rank.
-LedgerSubscriber = Callable[[LedgerChange, Callable[[int | None], None]], None]
+
+# A subscriber is called after commit with the change and the write it answers to (its
+# `rank_heard` and `answer_heard`).
+LedgerSubscriber = Callable[[LedgerChange, LedgerWrite], None]
 _subscribers: list[LedgerSubscriber] = []
+
+# An extension is called in the writer's transaction, right after an entry is written,
+# with the entry and the user's row as the writer read it under its lock (None when it
+# did not read it). What it returns is kept under its name in `LedgerWrite.extras` and
+# `LedgerChange.extras`. An exception it raises aborts the writer's transaction: the
+# entry and whatever the extension wrote are stored together or not at all.
+LedgerExtension = Callable[[ScoreEntry, "LockedUser | None"], Any]
+_extensions: dict[str, LedgerExtension] = {}
 
 
 def ledger_subscribe(subscriber: LedgerSubscriber) -> None:
     """Call `subscriber` after every committed ledger entry (registered in `ready()`)."""
     if subscriber not in _subscribers:
         _subscribers.append(subscriber)
+
+
+def ledger_extend(name: str, extension: LedgerExtension) -> None:
+    """Call `extension` in the transaction of every ledger entry (registered in
+    `ready()`): how a layer above records what an entry means to it (the boards' credits)
+    atomically with the entry, while the ledger knows nothing of it."""
+    _extensions[name] = extension
 
 
 def _publish(write: LedgerWrite, locked: LockedUser | None) -> None:
@@ -134,11 +160,12 @@ def _publish(write: LedgerWrite, locked: LockedUser | None) -> None:
         entry_id=entry.pk,
         username=locked.username if locked else None,
         ranked=locked.ranked if locked else None,
+        extras=write.extras,
     )
 
     def publish() -> None:
         for subscriber in _subscribers:
-            subscriber(change, write.rank_heard)
+            subscriber(change, write)
 
     transaction.on_commit(publish, robust=True)
 
@@ -155,15 +182,17 @@ def ledger_award(
     reverses: ScoreEntry | None = None,
     note: str = "",
     locked: LockedUser | None = None,
+    at: datetime | None = None,
 ) -> LedgerWrite:
     """Add `delta` to a user's score and record the entry, in the caller's transaction.
 
     Locks the user's row until the transaction ends, so `score_before`/`score_after` are
     exact under concurrent awards. A caller that already holds that lock in this
     transaction passes what it read under it as `locked`. Its subscribers hear of it
-    only after commit.
+    only after commit. `at` is the entry's instant when the caller decides it (a backfill,
+    a test of a period boundary); otherwise the lock's time or now.
     """
-    now = (locked.at if locked else None) or timezone.now()
+    now = (locked.at if locked else None) or at or timezone.now()
     if locked and locked.added and locked.added != delta:
         raise ValueError("ledger_lock added other points than this award's")
     # No savepoint inside a caller's transaction: a failure here aborts it all anyway.
@@ -196,6 +225,8 @@ def ledger_award(
             created_at=now,
         )
         write = LedgerWrite(entry=entry)
+        for name, extension in _extensions.items():
+            write.extras[name] = extension(entry, locked)
         _publish(write, locked)
     return write
 

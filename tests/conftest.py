@@ -72,11 +72,14 @@ def _fresh_redis_and_caches() -> Iterator[None]:
     from actions.action_types import action_types
     from core.ratelimit import ratelimit_reset_local
     from core.redis_pool import breaker
+    from leaderboard.boards import active_boards
 
     action_types.forget()
+    active_boards.forget()
     breaker.reset()  # a test that broke Redis on purpose leaves it closed for the next
     yield
     action_types.forget()
+    active_boards.forget()
     _delete_run_keys()
     for alias in settings.CACHES:
         if not hasattr(caches[alias], "delete_pattern"):
