@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
-from django.core.management import call_command
 from django.test import Client
 
 from deploy.stack import Stack
+from leaderboard.boards import board_save
 from tests.conftest import access_token_for
 from tests.e2e.embedded import embedded_server
 from tests.factories import ActionTypeFactory, UserFactory
@@ -109,8 +109,9 @@ def chromium(**context: Any) -> Iterator[tuple[Any, list[str]]]:
             browser.close()
 
 
-def create_board(slug: str, title: str, period: str, *options: str) -> None:
-    call_command("create_board", "--slug", slug, "--title", title, "--period", period, *options)
+def create_board(slug: str, title: str, period: str, **fields: Any) -> None:
+    """A board as staff define it (`create_board` and the admin call this service)."""
+    board_save(slug=slug, title=title, period=period, **fields)
 
 
 def wait_for_boards(stack: Stack, *slugs: str) -> None:
@@ -149,7 +150,7 @@ def test_it_shows_a_tab_per_board_and_the_selected_board_live(stack: Stack) -> N
     dave, erin = UserFactory(username="dave"), UserFactory(username="erin")
     dave_token, erin_token = access_token_for(dave), access_token_for(erin)
     create_board("daily", "Today", "day")
-    create_board("weekly", "This week", "week", "--week-starts-on", "1")
+    create_board("weekly", "This week", "week", week_starts_on=1)
     wait_for_boards(stack, "global", "daily", "weekly")
     erin_session = session_cookie(erin, stack.url)
     with chromium(viewport={"width": 1000, "height": 800}) as (ctx, errors):
@@ -210,16 +211,8 @@ def test_it_moves_on_to_the_next_period_when_one_ends(stack: Stack) -> None:
     frank = UserFactory(username="frank")
     frank_token = access_token_for(frank)
     now = datetime.now(UTC).replace(microsecond=0)
-    ends = now + timedelta(seconds=12)
-    create_board(
-        "sprint",
-        "Sprint",
-        "season",
-        "--starts-at",
-        (now - timedelta(hours=1)).isoformat(),
-        "--ends-at",
-        ends.isoformat(),
-    )
+    ends = now + timedelta(seconds=20)
+    create_board("sprint", "Sprint", "season", starts_at=now - timedelta(hours=1), ends_at=ends)
     wait_for_boards(stack, "sprint")
     complete(stack, frank_token, "sprint-click")
     with chromium(viewport={"width": 800, "height": 800}) as (ctx, errors):
