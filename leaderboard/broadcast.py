@@ -39,6 +39,7 @@ from django.conf import settings
 from core import metrics, redis_pool
 from core.redis_scripts import redis_script
 from leaderboard import events
+from leaderboard.board_broadcast import board_broadcaster
 from leaderboard.bus import (
     bus_keys,
     bus_redis,
@@ -387,6 +388,7 @@ class Subscriber:
                             continue
                         if message["channel"] == wakes:
                             broadcaster.wake()
+                            board_broadcaster.wake()
                         elif message["channel"] == pushes:
                             self.received += 1
                             self.pending.append(message["data"].decode())
@@ -394,6 +396,7 @@ class Subscriber:
                         elif message["channel"] == mine:
                             user_id, _, text = message["data"].decode().partition("\n")
                             await viewers.deliver_to_user(user_id, text)
+                            await board_broadcaster.deliver_to_user(user_id, text)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -408,4 +411,5 @@ class Subscriber:
 
 broadcaster = Broadcaster()
 register_waker(broadcaster.wake_threadsafe)
+register_waker(board_broadcaster.wake_threadsafe)
 subscriber = Subscriber()

@@ -20,14 +20,14 @@ from leaderboard import events
 
 logger = logging.getLogger(__name__)
 
-# The embedded default's broadcaster wakes through this (set by leaderboard.broadcast).
-_waker: Callable[[], None] | None = None
+# The embedded default's broadcasters wake through these (set by leaderboard.broadcast).
+_wakers: list[Callable[[], None]] = []
 
 
 def register_waker(wake: Callable[[], None]) -> None:
-    """The embedded default's broadcaster: called by `mark_dirty` to push at once."""
-    global _waker
-    _waker = wake
+    """An embedded default's broadcaster: called by `mark_dirty` to push at once."""
+    if wake not in _wakers:
+        _wakers.append(wake)
 
 
 def user_group(user_id: uuid.UUID | str) -> str:
@@ -71,11 +71,14 @@ def me_channel() -> str:
     return f"{settings.REDIS_KEY_PREFIX}:lb:me"
 
 
-def publish_me_update(user_id: uuid.UUID | str, *, score: int, rank: int | None) -> None:
+def publish_me_update(
+    user_id: uuid.UUID | str, *, score: int, rank: int | None, boards: list[Any] | None = None
+) -> None:
     """Tell a user's own sockets, on whichever process they are, their new score and rank:
     one PUBLISH from the writer (no event loop, no thread hop); each process's subscriber
     writes it to that user's local sockets. Raises on Redis errors."""
-    bus_redis().publish(me_channel(), f"{user_id}\n{events.encode_me_update(score, rank)}")
+    text = events.encode_me_update(score, rank, boards)
+    bus_redis().publish(me_channel(), f"{user_id}\n{text}")
 
 
 def dirty_channel() -> str:
@@ -99,8 +102,8 @@ def mark_dirty() -> None:
         with local_state.lock:
             if local_state.dirty_since is None:
                 local_state.dirty_since = time.time()
-        if _waker is not None:
-            _waker()
+        for wake in _wakers:
+            wake()
         return
     try:
         bus_redis().publish(dirty_channel(), b"")

@@ -103,7 +103,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             else:
                 await super().__call__(scope, receive, send)
         finally:
-            broadcast.viewers.discard(id(self))
+            self.leave()
 
     async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
         """`AsyncConsumer.__call__` for a socket without a channel: one loop over the
@@ -146,21 +146,28 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             self.user_group = bus.user_group(user.pk)
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         await broadcast.subscriber.ensure_running()
+        await self.join(user_id=str(user.pk) if authenticated else None)
+
+    async def join(self, *, user_id: str | None) -> None:
+        """Join this process's viewers of the board and send its snapshot."""
         broadcast.broadcaster.ensure_running()
         broadcast.viewers.add(
-            id(self),
-            self.base_send,
-            self.scope.get(SERVER_SEND),
-            user_id=str(user.pk) if authenticated else None,
+            id(self), self.base_send, self.scope.get(SERVER_SEND), user_id=user_id
         )
         await self.send(text_data=await snapshot())
+
+    def leave(self) -> None:
+        broadcast.viewers.discard(id(self))
+
+    async def snapshot(self) -> str:
+        return await snapshot()
 
     async def disconnect(self, code: int) -> None:
         if not self.accepted:
             return
         metrics.websocket_connections.dec()
         metrics.websocket_closes.labels("client", str(code)).inc()
-        broadcast.viewers.discard(id(self))
+        self.leave()
         if self.user_group and self.channel_layer is not None:
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
@@ -195,7 +202,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self.send(text_data=events.PONG)
         elif kind == "resync":
-            await self.send(text_data=await snapshot())
+            await self.send(text_data=await self.snapshot())
         else:
             await self._error("unknown_type", "Known types: ping, resync.")
 
@@ -204,4 +211,6 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def me_update(self, event: dict[str, Any]) -> None:
         """The viewer's own score changed."""
-        await self.send(text_data=events.encode_me_update(event["score"], event["rank"]))
+        await self.send(
+            text_data=events.encode_me_update(event["score"], event["rank"], event.get("boards"))
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class SnapshotEvent(TypedDict):
@@ -31,6 +31,7 @@ class MeUpdateEvent(TypedDict):
     type: Literal["me.update"]
     score: int
     rank: int | None
+    boards: NotRequired[list[Any]]  # each board the change counted on: board, period, score, rank
 
 
 class PongEvent(TypedDict):
@@ -45,6 +46,12 @@ class ErrorEvent(TypedDict):
 
 def _dumps(event: Mapping[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
+
+
+def dumps(event: Mapping[str, Any]) -> str:
+    """A board socket's frame (leaderboard/board_broadcast.py): its snapshot, update and
+    rollover carry `board` and `period` besides the fields of the global board's."""
+    return _dumps(event)
 
 
 def encode_snapshot(entries: Sequence[Mapping[str, Any]], version: int) -> str:
@@ -69,12 +76,15 @@ def encode_update(
     return _dumps(event)
 
 
-def me_update(score: int, rank: int | None) -> MeUpdateEvent:
-    return {"type": "me.update", "score": score, "rank": rank}
+def me_update(score: int, rank: int | None, boards: list[Any] | None = None) -> MeUpdateEvent:
+    event: MeUpdateEvent = {"type": "me.update", "score": score, "rank": rank}
+    if boards is not None:
+        event["boards"] = boards
+    return event
 
 
-def encode_me_update(score: int, rank: int | None) -> str:
-    return _dumps(me_update(score, rank))
+def encode_me_update(score: int, rank: int | None, boards: list[Any] | None = None) -> str:
+    return _dumps(me_update(score, rank, boards))
 
 
 PONG = _dumps(PongEvent(type="pong"))

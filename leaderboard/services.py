@@ -93,8 +93,9 @@ def leaderboard_score_changed(
             return
         username, ranked = user.username, user.is_active and not user.is_banned
     if settings.EMBEDDED:
-        tell_boards(_boards_without_index(user_id, credits))
-        tell(_changed_without_index(user_id, score))
+        boards = _boards_without_index(user_id, credits)
+        tell_boards(boards)
+        tell(_changed_without_index(user_id, score, boards))
         return
     if credits:
         _score_changed_on_boards(
@@ -189,8 +190,9 @@ def _score_changed_on_boards(
         except Exception:
             metrics.backing_service_errors.labels("redis").inc()
             logger.warning("index update for %s failed; left to the reconciler", user_id)
-            tell_boards(_boards_without_index(user_id, credits))
-            tell(_changed_without_index(user_id, score))
+            boards = _boards_without_index(user_id, credits)
+            tell_boards(boards)
+            tell(_changed_without_index(user_id, score, boards))
             return
         boards: list[BoardRank] = []
         for credit, result in zip(credits, found[1:], strict=True):
@@ -210,7 +212,7 @@ def _score_changed_on_boards(
             )
         tell_boards(boards)
         if found[0] is None:
-            tell(_changed_without_index(user_id, score))
+            tell(_changed_without_index(user_id, score, boards))
         else:
             tell(found[0][1])
 
@@ -234,12 +236,14 @@ def _boards_without_index(user_id: uuid.UUID, credits: Sequence[Credit]) -> list
     ]
 
 
-def _changed_without_index(user_id: uuid.UUID, score: int) -> int | None:
+def _changed_without_index(
+    user_id: uuid.UUID, score: int, boards: list[BoardRank] | None = None
+) -> int | None:
     """The board marked, the rank from PostgreSQL and me.update sent, without the index."""
     bus.mark_dirty()
     found = leaderboard_rank_and_score(user_id=user_id)
     rank = found[0] if found else None
-    _send_to_user(user_id, events.me_update(score, rank))
+    _send_to_user(user_id, events.me_update(score, rank, list(boards) if boards else None))
     return rank
 
 
@@ -248,7 +252,9 @@ def _send_to_user(user_id: uuid.UUID, message: events.MeUpdateEvent) -> None:
     layer in the embedded default."""
     try:
         if not settings.EMBEDDED:
-            bus.publish_me_update(user_id, score=message["score"], rank=message["rank"])
+            bus.publish_me_update(
+                user_id, score=message["score"], rank=message["rank"], boards=message.get("boards")
+            )
             return
         layer = get_channel_layer()
         if layer is not None:

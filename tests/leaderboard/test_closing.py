@@ -94,7 +94,8 @@ def test_a_reversal_and_a_ban_into_a_closed_period_write_new_revisions() -> None
     assert [row[1] for row in standings(period)] == [alice.pk, carol.pk]
     assert period.checksum == checksum_of(standings_from_ledger(period)) != first
     revision = PeriodRevision.objects.get(period=period, revision=2)
-    assert "ledger entry" in revision.cause and revision.participants == 2
+    assert "ledger entry" in revision.cause
+    assert revision.participants == 2
     # Revision 1 is kept as it was.
     assert Standing.objects.filter(period=period, revision=1).count() == 3
 
@@ -113,7 +114,9 @@ def test_periods_that_ended_while_nothing_ran_are_all_closed_in_order_once() -> 
     user = UserFactory(username="steady")
     today = now.astimezone(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     for days in range(1, 6):
-        ledger_award(user_id=user.pk, delta=days, action_id="click", at=today - timedelta(days=days))
+        ledger_award(
+            user_id=user.pk, delta=days, action_id="click", at=today - timedelta(days=days)
+        )
     results: list[list[object]] = []
 
     def close() -> None:
@@ -141,7 +144,8 @@ def test_periods_that_ended_while_nothing_ran_are_all_closed_in_order_once() -> 
 
 
 def test_a_flushed_redis_answers_every_open_period_from_postgresql_and_rebuilds_once(
-    api_client, settings  # type: ignore[no-untyped-def]
+    api_client,
+    settings,  # type: ignore[no-untyped-def]
 ) -> None:
     import redis
 
@@ -220,14 +224,18 @@ def test_completions_racing_the_boundary_land_in_their_periods_standings(setting
     for thread in threads:
         thread.join(timeout=30)
     period = Period.objects.get(board=board)
-    assert period.state == "closed" and len(closed) == 1
+    assert period.state == "closed"
+    assert len(closed) == 1
     in_period = [a for a, _ in accepted if a < end]
-    assert in_period and any(a >= end for a, _ in accepted)
+    assert in_period
+    assert any(a >= end for a, _ in accepted)
     # Some were accepted before the end and committed after it: the race really happened.
     assert any(a < end <= committed for a, committed in accepted)
     assert set(refused) <= {"period_closing"}
     total = sum(row[2] for row in standings(period))
     assert total == len(in_period)
-    assert ScoreEntry.objects.filter(created_at__lt=end, action_id="click").count() == len(in_period)
+    assert ScoreEntry.objects.filter(created_at__lt=end, action_id="click").count() == len(
+        in_period
+    )
     assert standings(period) == standings_from_ledger(period)
     assert period.checksum == checksum_of(standings_from_ledger(period))
