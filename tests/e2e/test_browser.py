@@ -242,7 +242,9 @@ def test_it_fits_a_phone_with_every_tab_in_reach(stack: Stack) -> None:
     for n, title in enumerate(titles):
         create_board(f"phone-{n}", title, ("day", "week", "month", "week", "month")[n])
     wait_for_boards(stack, *(f"phone-{n}" for n in range(len(titles))))
-    UserFactory(username="a-very-long-username-that-could-push-the-page-sideways-" + "x" * 40)
+    ActionTypeFactory(id="phone-click", reward=1_234_567)
+    long_name = UserFactory(username="a-long-name-that-could-push-the-page-sideways-" + "x" * 40)
+    complete(stack, access_token_for(long_name), "phone-click")
     with chromium(viewport={"width": 375, "height": 740}, is_mobile=True) as (ctx, errors):
         page = ctx.new_page()
         page.goto(f"{stack.url}/")
@@ -256,6 +258,7 @@ def test_it_fits_a_phone_with_every_tab_in_reach(stack: Stack) -> None:
             assert box["x"] + box["width"] <= 375, (n, box)
             tab.click()
             expect(tab).to_have_attribute("aria-selected", "true")
+            expect(page.locator(".row").first).to_contain_text("a-long-name", timeout=5_000)
             assert page.evaluate("document.scrollingElement.scrollWidth") <= 375
         page.screenshot(path=str(ARTIFACTS / "live-boards-phone.png"), full_page=True)
     assert errors == []
