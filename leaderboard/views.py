@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -30,8 +31,13 @@ from leaderboard.serializers import (
 
 
 def live_page(request: HttpRequest) -> HttpResponse:
-    """The live leaderboard page (anonymous visitors welcome)."""
-    return render(request, "leaderboard/live.html")
+    """The live leaderboard page (anonymous visitors welcome).
+
+    `embedded`: the embedded default (`make run`) is a first look on one machine, so its
+    page also lets a logged-in player start and complete actions; a real deployment's
+    page only watches (its players use the apps).
+    """
+    return render(request, "leaderboard/live.html", {"embedded": settings.EMBEDDED})
 
 
 class BoardView(APIView):
