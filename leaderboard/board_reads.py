@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.errors import InvalidInputError
 from leaderboard import selectors
 from leaderboard.boards import PeriodNotFoundError, active_boards, period_row
+from leaderboard.closing import close_due_when_embedded
 from leaderboard.models import GLOBAL, Board, Period, Standing
 from leaderboard.period_reads import period_around, period_page, period_rank
 from leaderboard.periods import PeriodKeyError, Span, span_at, span_before, span_of_key
@@ -70,6 +71,7 @@ def board_payload(board: Board, *, now: datetime) -> dict[str, Any]:
 
 
 def boards_list(*, now: datetime | None = None) -> dict[str, Any]:
+    close_due_when_embedded()
     now = now or timezone.now()
     return {
         "boards": [board_payload(b, now=now) for b in active_boards.all()],
@@ -101,6 +103,7 @@ def board_detail(slug: str, *, now: datetime | None = None) -> dict[str, Any]:
 def period_named(slug: str, name: str, *, now: datetime | None = None) -> Named:
     """The period `name` of board `slug`: `current`, `previous` or a key. Raises 404
     `board_not_found` / `period_not_found`, or 400 for a key this board cannot have."""
+    close_due_when_embedded()
     now = now or timezone.now()
     board = active_boards.get(slug)
     rule = board.rule

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -293,3 +295,31 @@ def standings_from_ledger(period: Period) -> list[tuple[int, object, int, dateti
         key=lambda row: (-row[1], row[2], str(row[0])),
     )
     return [(i + 1, uid, score, at) for i, (uid, score, at) in enumerate(rows)]
+
+
+class _EmbeddedCloser:
+    """The embedded default runs no Celery beat: there, reads of the boards close what
+    has ended, at most once per BOARDS_CLOSE_EVERY_SECONDS per process."""
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if not settings.EMBEDDED:
+            return
+        now = time.monotonic()
+        if now - self.last < settings.BOARDS_CLOSE_EVERY_SECONDS or not self.lock.acquire(
+            blocking=False
+        ):
+            return
+        try:
+            self.last = now
+            periods_close_due()
+        except Exception:
+            logger.exception("closing ended periods failed; the next read retries")
+        finally:
+            self.lock.release()
+
+
+close_due_when_embedded = _EmbeddedCloser()

@@ -131,3 +131,71 @@ def test_a_deactivation_from_the_command_line_holds_at_once_on_the_embedded_defa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [409, "action_inactive"]
+
+
+BOARDS = r"""
+import json, time, django
+django.setup()
+from datetime import timedelta
+from django.core.management import call_command
+from django.utils import timezone
+call_command("migrate", verbosity=0)
+from django.test import Client
+from actions.models import ActionType
+from leaderboard.boards import board_save
+ActionType.objects.create(id="click", name="Click", reward=5)
+board_save(slug="daily", title="Today", period="day", timezone="Europe/Paris")
+now = timezone.now()
+end = now + timedelta(seconds=8)
+board_save(slug="sprint", title="Sprint", period="season", starts_at=now - timedelta(hours=1),
+           ends_at=end)
+client = Client(HTTP_HOST="127.0.0.1")
+def post(path, body, token=None):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    r = client.post(path, json.dumps(body), content_type="application/json", **headers)
+    return r.status_code, r.json()
+login = {"username": "newcomer", "password": "a-Long-passw0rd!"}
+post("/api/v1/auth/register/", {**login, "email": "n@example.com"})
+token = post("/api/v1/auth/token/", login)[1]["access"]
+out = {"boards": []}
+for _ in range(2):
+    started = post("/api/v1/actions/click/start/", {}, token)[1]
+    body = {"actionId": "click", "actionToken": started["actionToken"]}
+    status, body = post("/api/v1/actions/complete/", body, token)
+    out["boards"].append(sorted([b["board"], b["score"], b["rank"]] for b in body["boards"]))
+entries = client.get("/api/v1/boards/daily/entries/").json()
+out["daily"] = [[e["username"], e["score"], e["rank"]] for e in entries["entries"]]
+time.sleep(max(0.0, (end - timezone.now()).total_seconds()) + 0.5)
+client.get("/api/v1/boards/")  # a read closes what has ended (no beat here)
+periods = client.get("/api/v1/boards/sprint/periods/").json()["periods"]
+out["closed"] = [[p["key"], p["participants"], p["revision"], len(p["checksum"])] for p in periods]
+print(json.dumps(out))
+"""
+
+
+def test_boards_count_and_close_on_the_embedded_default(tmp_path: Path) -> None:
+    done = run_django(
+        ["-c", BOARDS],
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "x" * 50,
+            "JWT_SIGNING_KEY": "y" * 50,
+            "REDIS_URL": "",
+            "CELERY_BROKER_URL": None,
+            "CELERY_TASK_ALWAYS_EAGER": None,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "COMPLETION_RATE_PER_USER": "100/m",
+            "FRAUD_RULE_WEIGHTS": "new_account=0,duplicate_completion=0",
+            "BOARDS_CLOSE_EVERY_SECONDS": "1",
+            "BOARDS_CLOSE_GRACE_SECONDS": "0",
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["boards"] == [
+        [["daily", 5, 1], ["sprint", 5, 1]],
+        [["daily", 10, 1], ["sprint", 10, 1]],
+    ]
+    assert out["daily"] == [["newcomer", 10, 1]]
+    assert out["closed"] == [["sprint", 1, 1, 64]]
