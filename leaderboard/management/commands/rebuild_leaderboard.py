@@ -41,7 +41,8 @@ class Command(BaseCommand):
             periods = [p for p in periods if p.board.slug == board]
             if not periods:
                 self.stdout.write(f"Board {board} holds no period (inactive, or none yet).")
-        if settings.EMBEDDED:  # no Redis: periods are read from PostgreSQL
+        if settings.EMBEDDED:
+            self.stdout.write("No Redis (embedded): periods are read from PostgreSQL.")
             return
         failed = 0
         for period in sorted(periods, key=lambda p: (p.board_id, p.key)):
