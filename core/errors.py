@@ -29,6 +29,14 @@ class ApplicationError(Exception):
         self.headers = headers or {}
         super().__init__(self.message)
 
+    def explain(self) -> str:
+        """The message and its details on one line, for an operator's terminal."""
+        parts = []
+        for field, problems in self.details.items():
+            listed = problems if isinstance(problems, list | tuple) else [problems]
+            parts.append(f"{field}: {', '.join(str(p) for p in listed)}")
+        return f"{self.message} ({'; '.join(parts)})" if parts else self.message
+
 
 class InvalidInputError(ApplicationError):
     code = "invalid"

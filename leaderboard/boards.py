@@ -46,7 +46,7 @@ class BoardRulesFrozenError(ConflictError):
 
 def board_save(*, slug: str, **fields: Any) -> tuple[Board, bool]:
     """Create or update the board `slug` (fields as the model names them); returns it and
-    whether it was created. Raises `ValidationFailed` for an invalid definition and
+    whether it was created. Raises `InvalidInputError` for an invalid definition and
     `BoardRulesFrozenError` when a rule would change on a board that has entries."""
     fields = {name: value for name, value in fields.items() if value is not None}
     if "action_types" in fields:
@@ -56,29 +56,45 @@ def board_save(*, slug: str, **fields: Any) -> tuple[Board, bool]:
         created = board is None
         if board is None:
             board = Board(slug=slug, title=fields.pop("title", slug))
-        changed = {
-            name
-            for name in RULE_FIELDS
-            if name in fields and _differs(getattr(board, name), fields[name])
-        }
+        changed = rule_changes(board, fields)
         for name, value in fields.items():
             setattr(board, name, value)
         if board.period != Board.Period.SEASON:
             board.starts_at = board.ends_at = None
-        _validate(board)
-        if not created and changed and PeriodCredit.objects.filter(period__board=board).exists():
-            raise BoardRulesFrozenError(details={"fields": sorted(changed)})
-        if board.slug == GLOBAL and (board.period != Board.Period.ALL_TIME or board.action_types):
-            raise InvalidInputError(
-                "The board `global` counts every action type for all time.",
-                details={"period": ["global is all_time over every action type"]},
-            )
+        board_check(board, changed=set() if created else changed)
         try:
             board.save()
         except IntegrityError as exc:  # a concurrent create of the same slug
             raise ConflictError("A board with this slug was just created.") from exc
     boards_changed()
     return board, created
+
+
+def rule_changes(board: Board, fields: dict[str, Any]) -> set[str]:
+    """The rule fields that `fields` would change on `board`."""
+    return {
+        name
+        for name in RULE_FIELDS
+        if name in fields and _differs(getattr(board, name), fields[name])
+    }
+
+
+def board_check(board: Board, *, changed: set[str]) -> None:
+    """Raise `InvalidInputError` for an invalid definition and `BoardRulesFrozenError`
+    when `changed` names rule fields of a saved board that has entries. What
+    `board_save` checks, also run by the admin's form so its errors show on the form."""
+    _validate(board)
+    if changed and board_has_entries(board):
+        raise BoardRulesFrozenError(details={"fields": sorted(changed)})
+    if board.slug == GLOBAL and (board.period != Board.Period.ALL_TIME or board.action_types):
+        raise InvalidInputError(
+            "The board `global` counts every action type for all time.",
+            details={"period": ["global is all_time over every action type"]},
+        )
+
+
+def board_has_entries(board: Board) -> bool:
+    return bool(board.pk) and PeriodCredit.objects.filter(period__board=board).exists()
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -11,6 +11,8 @@ from accounts.models import User
 from accounts.services import user_register
 from actions.action_types import action_type_save
 from actions.models import ActionType
+from leaderboard.boards import board_save, global_board
+from leaderboard.models import Board
 from scoreboard.models import ScoreEntry
 from scoreboard.services import ledger_award
 
@@ -35,9 +37,22 @@ DEMO_ACTIONS: list[dict[str, Any]] = [
     },
 ]
 
+# Besides `global` (its migration creates it): a day, a week in another zone, one action.
+DEMO_BOARDS: list[dict[str, Any]] = [
+    {"slug": "daily", "title": "Today", "period": "day", "timezone": "UTC"},
+    {
+        "slug": "weekly",
+        "title": "This week",
+        "period": "week",
+        "timezone": "Europe/Paris",
+        "week_starts_on": 1,
+    },
+    {"slug": "quizzers", "title": "Quiz masters", "period": "all_time", "action_types": ["quiz"]},
+]
+
 
 class Command(BaseCommand):
-    help = "Create demo users (password 'scoreboard-demo') and action types; idempotent."
+    help = "Create demo users (password 'scoreboard-demo'), action types and boards; idempotent."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -48,7 +63,7 @@ class Command(BaseCommand):
         if if_empty and User.objects.exists():
             self.stdout.write("Database already has users; demo data not loaded.")
             return
-        created_users = created_actions = 0
+        created_users = created_actions = created_boards = 0
         with transaction.atomic():
             for spec in DEMO_ACTIONS:
                 if ActionType.objects.filter(pk=spec["id"]).exists():
@@ -62,6 +77,12 @@ class Command(BaseCommand):
                     daily_cap=spec.get("daily_cap"),
                 )
                 created_actions += 1
+            global_board()  # its migration made it; a flushed database has none
+            for board in DEMO_BOARDS:
+                # An existing board is left as staff may have changed it.
+                if not Board.objects.filter(slug=board["slug"]).exists():
+                    board_save(**board)
+                    created_boards += 1
             for username, score in DEMO_USERS:
                 if User.objects.filter(username__iexact=username).exists():
                     continue
@@ -77,6 +98,7 @@ class Command(BaseCommand):
                 )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data: {created_users} users and {created_actions} action types created."
+                f"Demo data: {created_users} users, {created_actions} action types and "
+                f"{created_boards} boards created."
             )
         )
