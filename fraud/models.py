@@ -40,6 +40,8 @@ class AuditEvent(models.Model):
         ADMIN_LOGIN_REFUSED = "admin.login_refused", "Admin login refused (not staff)"
         ADMIN_LOGIN_THROTTLED = "admin.login_throttled", "Admin login throttled"
         LOGIN_LOCKED_OUT = "auth.login_locked_out", "Login locked out"
+        BOARD_SAVED = "board.saved", "Board created or changed"
+        SEASON_ENDED = "board.season_ended", "Season ended early"
 
     kind = models.CharField(max_length=40, choices=Kind.choices)
     user = models.ForeignKey(

@@ -97,7 +97,12 @@ class BoardAdmin(admin.ModelAdmin):
         return ("slug", *SAVED_FIELDS, "created_at", "ended_early_at")
 
     def save_model(self, request: HttpRequest, obj: Board, form: Any, change: bool) -> None:
-        board, _ = board_save(slug=obj.slug, **{name: getattr(obj, name) for name in SAVED_FIELDS})
+        board, _ = board_save(
+            slug=obj.slug,
+            actor=request.user.get_username(),
+            user=request.user,
+            **{name: getattr(obj, name) for name in SAVED_FIELDS},
+        )
         obj.pk, obj._state.adding = board.pk, False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -110,7 +115,9 @@ class BoardAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{board.slug} is not a season.", messages.WARNING)
                 continue
             try:
-                ended = season_end_now(slug=board.slug)
+                ended = season_end_now(
+                    slug=board.slug, actor=request.user.get_username(), user=request.user
+                )
             except ApplicationError as exc:
                 self.message_user(request, f"{board.slug}: {exc.message}", messages.ERROR)
                 continue

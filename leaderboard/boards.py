@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 from leaderboard.models import GLOBAL, Board, Period, PeriodCredit
 from leaderboard.periods import PeriodRule, Span, span_at, validate_rule
+from leaderboard.signals import board_act_audit
 
 # The fields that decide which period a completion counts in: frozen once credited.
 RULE_FIELDS = (
@@ -44,10 +45,13 @@ class BoardRulesFrozenError(ConflictError):
     message = "This board has entries: its period rules and action types can no longer change."
 
 
-def board_save(*, slug: str, **fields: Any) -> tuple[Board, bool]:
+def board_save(
+    *, slug: str, actor: str = "", user: Any = None, **fields: Any
+) -> tuple[Board, bool]:
     """Create or update the board `slug` (fields as the model names them); returns it and
     whether it was created. Raises `InvalidInputError` for an invalid definition and
-    `BoardRulesFrozenError` when a rule would change on a board that has entries."""
+    `BoardRulesFrozenError` when a rule would change on a board that has entries. A staff
+    act (`actor`: the admin's name or the command) is audited in the same transaction."""
     fields = {name: value for name, value in fields.items() if value is not None}
     if "action_types" in fields:
         fields["action_types"] = sorted(set(fields["action_types"]))
@@ -66,8 +70,23 @@ def board_save(*, slug: str, **fields: Any) -> tuple[Board, bool]:
             board.save()
         except IntegrityError as exc:  # a concurrent create of the same slug
             raise ConflictError("A board with this slug was just created.") from exc
+        if actor:
+            board_act_audit(
+                act="board.saved",
+                board=board.slug,
+                actor=actor,
+                user=user,
+                details={"created": created, "fields": _shown(fields)},
+            )
     boards_changed()
     return board, created
+
+
+def _shown(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: value.isoformat() if hasattr(value, "isoformat") else value
+        for name, value in fields.items()
+    }
 
 
 def rule_changes(board: Board, fields: dict[str, Any]) -> set[str]:
@@ -119,7 +138,9 @@ def _validate(board: Board) -> None:
         raise InvalidInputError("Invalid board.", details=errors)
 
 
-def season_end_now(*, slug: str, now: datetime | None = None) -> Board:
+def season_end_now(
+    *, slug: str, now: datetime | None = None, actor: str = "", user: Any = None
+) -> Board:
     """End a running season now: its period ends at this instant and is then closed like
     any other (by the closer, within its grace)."""
     now = now or timezone.now()
@@ -138,6 +159,14 @@ def season_end_now(*, slug: str, now: datetime | None = None) -> Board:
         board.ends_at, board.ended_early_at = now, now
         board.save(update_fields=["ends_at", "ended_early_at"])
         Period.objects.filter(board=board, key=board.slug).update(ends_at=now)
+        if actor:
+            board_act_audit(
+                act="board.season_ended",
+                board=board.slug,
+                actor=actor,
+                user=user,
+                details={"endsAt": now.isoformat()},
+            )
     boards_changed()
     return board
 

@@ -66,6 +66,7 @@ class Command(BaseCommand):
         try:
             board, created = board_save(
                 slug=options["slug"],
+                actor="manage.py create_board",
                 title=options["title"],
                 period=options["period"],
                 timezone=options["timezone"],

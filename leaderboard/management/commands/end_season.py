@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, slug: str, **options: Any) -> None:
         try:
-            board = season_end_now(slug=slug)
+            board = season_end_now(slug=slug, actor="manage.py end_season")
         except ApplicationError as exc:
             raise CommandError(f"Season {slug} not ended: {exc.explain()}") from exc
         if board.ends_at is None:  # season_end_now has just set it
