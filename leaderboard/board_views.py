@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.authentication import SessionAuthentication
@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.authentication import BearerAuthentication, request_user
 from accounts.models import User
 from core.errors import ConflictError, NotFoundError
+from core.freshness import board_response
 from core.query import query_values
 from leaderboard import board_reads
 from leaderboard.boards import PeriodNotFoundError
@@ -63,10 +64,11 @@ class BoardEntriesView(APIView):
         parameters=[BoardEntriesQuerySerializer],
         responses={200: BoardEntriesSerializer, 400: BAD_PERIOD, 404: NOT_FOUND},
     )
-    def get(self, request: Request, slug: str) -> Response:
+    def get(self, request: Request, slug: str) -> Response | HttpResponse:
         query = query_values(BoardEntriesQuerySerializer, request.GET)
         named = board_reads.period_named(slug, query["period"])
-        return Response(board_reads.named_page(named, offset=query["offset"], limit=query["limit"]))
+        page = board_reads.named_page(named, offset=query["offset"], limit=query["limit"])
+        return board_response(request, page)
 
 
 class BoardAroundMeView(APIView):

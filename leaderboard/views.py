@@ -18,6 +18,7 @@ from accounts.authentication import NotBanned, request_user
 from accounts.models import User
 from accounts.views import ERRORS
 from core.errors import NotFoundError
+from core.freshness import board_response
 from core.query import query_values
 from leaderboard import selectors
 from leaderboard.serializers import (
@@ -47,9 +48,9 @@ class BoardView(APIView):
         parameters=[BoardQuerySerializer],
         responses={200: BoardSerializer, 400: OpenApiResponse(description="`invalid`")},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response | HttpResponse:
         page = selectors.leaderboard_page(**query_values(BoardQuerySerializer, request.GET))
-        return Response({**page, "generatedAt": timezone.now()})
+        return board_response(request, {**page, "generatedAt": timezone.now()})
 
 
 class MeView(APIView):

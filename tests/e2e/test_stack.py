@@ -124,3 +124,39 @@ def test_staff_log_in_to_the_admin_through_nginx_on_its_own_port(stack: Stack) -
         )
     assert answer.status_code == 302, answer.text[:500]
     assert answer.headers["location"] == "/admin/"
+
+
+def test_nginx_caches_anonymous_board_reads_for_a_second_and_never_with_credentials(
+    stack: Stack,
+) -> None:
+    import time
+
+    from scoreboard.services import ledger_award
+    from tests.conftest import access_token_for
+
+    alice = UserFactory(username="cached")
+    ledger_award(user_id=alice.pk, delta=3, action_id="click")
+    url = f"http://127.0.0.1:{stack.port}/api/v1/leaderboard/?limit=3"
+    with httpx.Client(timeout=10) as client:
+        first = client.get(url)
+        second = client.get(url)
+        assert first.status_code == second.status_code == 200
+        assert second.headers["X-Cache-Status"] in ("HIT", "UPDATING")
+        assert second.headers["X-Request-ID"] != first.headers["X-Request-ID"]
+        assert second.headers["Cache-Control"] == "public, max-age=1"
+        not_modified = client.get(url, headers={"If-None-Match": second.headers["ETag"]})
+        assert not_modified.status_code == 304
+        assert not_modified.content == b""
+        token = {"Authorization": f"Bearer {access_token_for(alice)}"}
+        ledger_award(user_id=alice.pk, delta=4, action_id="click")
+        mine = client.get(url, headers=token)
+        assert mine.headers["X-Cache-Status"] == "BYPASS"
+        assert mine.headers["Cache-Control"] == "private, no-store"
+        assert mine.json()["entries"][0]["score"] == 7  # fresh for the player who scored
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # anonymous: within about a second
+            if client.get(url).json()["entries"][0]["score"] == 7:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the cached anonymous read never caught up")
