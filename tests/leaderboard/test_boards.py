@@ -220,3 +220,21 @@ def test_the_reconciler_replays_a_period_update_lost_after_commit(  # type: igno
     assert period_index(daily.pk).rank(user_id=alice.pk) == (1, 5)
     assert period_reconcile() >= 1
     assert period_index(daily.pk).rank(user_id=alice.pk) == (1, 13)
+
+
+def test_with_redis_down_a_completion_still_counts_on_every_board(  # type: ignore[no-untyped-def]
+    boards, redis_down, client_for, start, complete, alice, bob, api_client
+) -> None:
+    from scoreboard.services import ledger_award
+
+    ledger_award(user_id=bob.pk, delta=50, action_id="click")
+    client = client_for(alice)
+    response = complete(client, "click", start(client, "click"))
+    assert response.status_code == 200, response.content
+    assert {b["board"]: (b["score"], b["rank"]) for b in response.json()["boards"]} == {
+        "daily": (5, 2),
+        "weekly": (5, 2),
+        "monthly": (5, 2),
+    }
+    page = api_client.get("/api/v1/boards/daily/entries/").json()
+    assert [(e["username"], e["score"]) for e in page["entries"]] == [("bob", 50), ("alice", 5)]
