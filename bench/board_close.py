@@ -121,6 +121,7 @@ def _writer_users(count: int) -> list[str]:
 def _timed(name: str, function: Callable[..., Any], into: dict[str, float]) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
         began = time.monotonic()
+        into[f"{name}_began_at"] = time.time()
         try:
             return function(*args, **kwargs)
         finally:
@@ -223,6 +224,12 @@ def measure_close(
         if busy["p99_ms"] is not None and base["p99_ms"] is not None
         else None
     )
+    # When the slowest completions started, in seconds from the close's start, and when
+    # its steps began: which step holds them back.
+    for attempt in attempts:
+        for key in [k for k in attempt["steps_seconds"] if k.endswith("_began_at")]:
+            attempt["steps_seconds"][key] = round(attempt["steps_seconds"][key] - started, 2)
+    slowest = sorted(during, key=lambda s: -s[1])[:10]
     period = Period.objects.get(pk=period_id)
     daily = PeriodCredit.objects.filter(period__board__slug="daily").count()
     return {
@@ -239,6 +246,10 @@ def measure_close(
         "completions during the close": busy,
         "completions without the close (baseline)": base,
         "p99_held_back_ms": held,
+        "slowest_during": [
+            {"at_s": round(s[0] - started, 2), "ms": round(s[1], 1), "service_ms": round(s[2], 1)}
+            for s in slowest
+        ],
         "generator_cpu_cores": round(
             result["cpu_seconds"] / max(1e-9, samples[-1][0] - samples[0][0]), 3
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -173,6 +174,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
+
+
 async def boards(world: World, args: argparse.Namespace) -> dict[str, Any]:
     """`--boards-rounds` rounds of (four boards, `global` only), each segment `--seconds /
     2` long (at least 2 s), after a warm-up with four boards that builds their periods'
@@ -203,9 +209,18 @@ async def boards(world: World, args: argparse.Namespace) -> dict[str, Any]:
     statuses_ok = set(four_s["complete_statuses"]) == {"200"} and set(
         global_s["complete_statuses"]
     ) == {"200"}
+    # Each four-board segment against the `global` one just after it: the machine's
+    # other work moves whole segments, and a pair shares most of it.
+    pairs = list(zip(four_s["per_segment"], global_s["per_segment"], strict=True))
+    cpu_pairs = [_ratio(a["cpu_ms_per_completion"], b["cpu_ms_per_completion"]) for a, b in pairs]
+    rate_pairs = [_ratio(a["accepted_per_s"], b["accepted_per_s"]) for a, b in pairs]
     return {
         "rounds": rounds,
         "segment_seconds": seconds,
+        "cpu_ratio_of_each_pair": cpu_pairs,
+        "accepted_per_s_ratio_of_each_pair": rate_pairs,
+        "cpu_ratio_median_of_pairs": _median(cpu_pairs),
+        "accepted_per_s_ratio_median_of_pairs": _median(rate_pairs),
         "target": {
             "cpu_ratio_max": CPU_RATIO_LIMIT,
             "rate_ratio_min": round(1 / CPU_RATIO_LIMIT, 3),
