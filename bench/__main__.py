@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--boards-rounds",
         type=int,
-        default=4,
+        default=8,
         help="rounds of (four boards, global only) segments, each --seconds/2 long",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
