@@ -10,6 +10,7 @@ the machine is shared and noisy, so ratios are what compare across runs. Each ru
     python -m bench --quick               # read, write, pgbench, fan-out at 1,000: < 2 min
     python -m bench --only read,fanout    # some of them
     python -m bench --only index --index-sizes 10000,100000   # the ranking index alone
+    python -m bench --only boards         # boards: CPU, Redis bytes per period, closing
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import deploy.stack
-from bench import databases, fanout, profile, report, scenarios
+from bench import board_cost, databases, fanout, profile, report, scenarios
 from deploy.stack import DEFAULT_REDIS_URL, Stack, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,11 +46,17 @@ QUICK = {
 SCENARIOS = {
     "read": scenarios.read,
     "write": scenarios.write,
+    "boards": board_cost.boards,
     "fanout": fanout.fanout,
 }
 # Scenarios that start what they need themselves, in a process of their own, before the
-# stack (see bench/index.py).
-STANDALONE = {"index": "bench.index"}
+# stack (see bench/index.py): (module, its database's suffix, its sizes' option). A name
+# in both tables (`boards`) runs its standalone part first and its stack part with the
+# stack; its results are merged.
+STANDALONE = {
+    "index": ("bench.index", "index", "index_sizes"),
+    "boards": ("bench.boards", "boards", "board_sizes"),
+}
 
 
 # deploy.stack waits 30 s for each server's first /healthz. Every server imports Django
@@ -65,14 +72,17 @@ def _patient_wait_http(url: str, *, timeout: float = 30.0, proc: object = None) 
 _wait_http = deploy.stack.wait_http
 
 
-def run_standalone(module: str, args: argparse.Namespace, database_url: str) -> object:
+def run_standalone(scenario: str, args: argparse.Namespace, database_url: str) -> object:
     # A database and a Redis port of this checkout's own, so that two checkouts can
-    # benchmark on one machine at once (BENCH_INDEX_DATABASE_URL still wins).
-    name = urlparse(database_url).path.lstrip("/") + "_index"
+    # benchmark on one machine at once (BENCH_INDEX_DATABASE_URL and
+    # BENCH_BOARDS_DATABASE_URL still win).
+    module, suffix, sizes = STANDALONE[scenario]
+    name = urlparse(database_url).path.lstrip("/") + f"_{suffix}"
+    variable = f"BENCH_{suffix.upper()}_DATABASE_URL"
     env = {
         **os.environ,
-        "BENCH_INDEX_DATABASE_URL": os.environ.get(
-            "BENCH_INDEX_DATABASE_URL", urlparse(database_url)._replace(path=f"/{name}").geturl()
+        variable: os.environ.get(
+            variable, urlparse(database_url)._replace(path=f"/{name}").geturl()
         ),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +92,7 @@ def run_standalone(module: str, args: argparse.Namespace, database_url: str) -> 
             "-m",
             module,
             "--sizes",
-            args.index_sizes,
+            getattr(args, sizes),
             "--redis-port",
             str(free_port()),
             "--json",
@@ -96,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--only",
-        default=",".join([*STANDALONE, *SCENARIOS]),
-        help="comma-separated scenarios (index,read,write,fanout)",
+        default=",".join(dict.fromkeys([*STANDALONE, *SCENARIOS])),
+        help="comma-separated scenarios (index,boards,read,write,fanout)",
     )
     parser.add_argument(
         "--quick",
@@ -147,6 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--index-sizes", default="10000,1000000", help="ranked users for the index scenario"
     )
+    parser.add_argument(
+        "--board-sizes",
+        default="100000,1000000",
+        help="ranked users in one period for the boards scenario (the last is closed)",
+    )
+    parser.add_argument(
+        "--boards-rounds",
+        type=int,
+        default=8,
+        help="rounds of (four boards, global only) segments, each --seconds/2 long",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
         "--results-dir", type=Path, default=RESULTS, help="where <UTC time>.json and .md go"
@@ -171,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.set_defaults(**QUICK)  # new defaults: options given explicitly still win
     args = parser.parse_args(argv)
 
-    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    chosen = list(dict.fromkeys(name.strip() for name in args.only.split(",") if name.strip()))
     unknown = [name for name in chosen if name not in SCENARIOS and name not in STANDALONE]
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
@@ -182,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {}
     for name in chosen:
         if name in STANDALONE:
-            results[name] = run_standalone(STANDALONE[name], args, database_url)
+            results[name] = run_standalone(name, args, database_url)
     chosen = [name for name in chosen if name in SCENARIOS]
     if not chosen:
         return _write(args, meta, results, {})
@@ -230,9 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name}", flush=True)
             boots = _worker_boots(stack)
             with profile.recording(stack, args.profile, name):
-                results[name] = asyncio.run(SCENARIOS[name](world, args))
+                got = asyncio.run(SCENARIOS[name](world, args))
             # A gunicorn worker that (re)starts imports Django again, on the same cores.
-            results[name]["gunicorn_worker_boots"] = _worker_boots(stack) - boots  # type: ignore[index]
+            got["gunicorn_worker_boots"] = _worker_boots(stack) - boots
+            standalone = results.get(name)
+            results[name] = {**standalone, **got} if isinstance(standalone, dict) else got
             phases[name] = time.monotonic() - began - sum(phases.values())
             print(json.dumps(results[name], indent=2), flush=True)
     databases.drop_redis_prefix(redis_url, prefix)

@@ -238,12 +238,105 @@ def _index_row(size: dict[str, Any]) -> Row:
     )
 
 
+def _board_cost_row(boards: dict[str, Any]) -> Row:
+    four, base = boards["four boards"], boards["global only (baseline)"]
+    target = boards["target"]
+
+    def cost(r: dict[str, Any]) -> str:
+        return (
+            f"{r['cpu_ms_per_completion']} ms CPU a completion (gunicorn "
+            f"{r['gunicorn_cpu_ms_per_completion']}, PostgreSQL "
+            f"{r['postgres_cpu_ms_per_completion']}), {_num(r['accepted_per_s'])} accepted/s, "
+            f"complete p99 {r['complete_p99_ms']} ms, statuses {_statuses(r['complete_statuses'])}"
+        )
+
+    return Row(
+        figure=f"boards: a completion crediting 4 boards (global, daily, weekly, monthly), "
+        f"{four['clients']} clients, {boards['rounds']} x 2 alternating segments",
+        measured=cost(four) + f"; {four['credits_per_completion']} credits a completion",
+        baseline="`global` only: " + cost(base),
+        ratio=f"CPU {_num(boards['cpu_per_completion_ratio'])}; accepted/s "
+        f"{_num(boards['accepted_per_s_ratio'])} (medians of the pairs of segments: "
+        f"{_num(boards.get('cpu_ratio_median_of_pairs'))}, "
+        f"{_num(boards.get('accepted_per_s_ratio_median_of_pairs'))})",
+        target=f"CPU <= {target['cpu_ratio_max']}x, accepted/s >= {target['rate_ratio_min']}x",
+        met=_yes(boards["met"]),
+        generator_cpu=f"writer {four['generator_cpu_cores']} (baseline's "
+        f"{base['generator_cpu_cores']})",
+    )
+
+
+def _board_memory_row(size: dict[str, Any]) -> Row:
+    return Row(
+        figure=f"boards: Redis bytes per ranked user per held period, {size['users']:,} users",
+        measured=f"{size['bytes_per_ranked_user_per_period']} B; period index rebuild "
+        f"{size['period_rebuild_seconds']} s"
+        + (
+            f" (with the settings' timeouts it **failed**: "
+            f"{size['period_rebuild_error_with_settings_timeouts']})"
+            if size.get("period_rebuild_error_with_settings_timeouts")
+            else ""
+        ),
+        baseline=f"global index {size['global_index_bytes_per_ranked_user']} B; plain sorted "
+        f"set {size['plain_zset_bytes_per_member_uuid16']} B",
+        ratio=f"{size['ratio_to_global_index']} of global ({size['ratio_to_plain_uuid16']} of "
+        "plain)",
+        target=f"<= {size['target_bytes']:g} B",
+        met=_yes(size["met"]),
+        generator_cpu="",
+    )
+
+
+def _board_close_row(close: dict[str, Any]) -> Row:
+    def attempt(a: dict[str, Any]) -> str:
+        steps = a["steps_seconds"]
+        how = "with the settings' timeouts" if a["timeouts"] == "settings" else "without them"
+        if "error" in a:
+            return f"{how}: **failed** after {a['seconds']} s ({a['error']})"
+        return (
+            f"{how}: {a['seconds']} s (INSERT ... SELECT {steps.get('insert_select')}, "
+            f"checksum read {steps.get('checksum_read')}, revision and COMMIT "
+            f"{steps.get('rest_and_commit')})"
+        )
+
+    attempts = "; ".join(attempt(a) for a in close["attempts"])
+    busy = close["completions during the close"]
+    base = close["completions without the close (baseline)"]
+    target = close["target"]
+    return Row(
+        figure=f"boards: closing a period of {close['participants'] or 0:,} participants, "
+        f"completions at {close['writer_rate_per_s']:g}/s on another board meanwhile",
+        measured=f"{attempts}; {close['close_seconds']} s in all; completions during it p50 "
+        f"{busy['p50_ms']} / p99 {busy['p99_ms']} / max {busy['max_ms']} ms "
+        f"({busy['completions']:,}), service p99 {busy['service_p99_ms']} ms",
+        baseline=f"completions without the close p50 {base['p50_ms']} / p99 {base['p99_ms']} ms "
+        f"({base['completions']:,}), service p99 {base['service_p99_ms']} ms",
+        ratio=f"p99 +{close['p99_held_back_ms']} ms",
+        target=f"close < {target['close_seconds']:g} s, p99 within "
+        f"{target['held_back_ms']:g} ms of the baseline's",
+        met=_yes(close["met"]),
+        generator_cpu=f"writer {close['generator_cpu_cores']} (it runs the completions itself)",
+    )
+
+
+def _boards_rows(boards: dict[str, Any]) -> list[Row]:
+    out = []
+    if "four boards" in boards:
+        out.append(_board_cost_row(boards))
+    out += [_board_memory_row(size) for size in boards.get("memory", [])]
+    if "close" in boards:
+        out.append(_board_close_row(boards["close"]))
+    return out
+
+
 def rows(results: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
     if "read" in results:
         out += _read_rows(results["read"])
     if "write" in results:
         out += _write_rows(results["write"])
+    if "boards" in results:
+        out += _boards_rows(results["boards"])
     if "fanout" in results:
         out += _fanout_rows(results["fanout"])
     if "index" in results:
