@@ -528,6 +528,9 @@ BOARDS_MAX_PER_COMPLETION = env.int("BOARDS_MAX_PER_COMPLETION", default=8)
 # within GRACE + EVERY (+ the close itself) of its end, under SPEC's 60 s.
 BOARDS_CLOSE_GRACE_SECONDS = env.float("BOARDS_CLOSE_GRACE_SECONDS", default=2.0)
 BOARDS_CLOSE_EVERY_SECONDS = env.float("BOARDS_CLOSE_EVERY_SECONDS", default=10.0)
+# The close's own statement bound (a period of a million participants takes tens of
+# seconds; a request's bound is DB_STATEMENT_TIMEOUT_MS).
+BOARDS_CLOSE_STATEMENT_SECONDS = env.float("BOARDS_CLOSE_STATEMENT_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE["leaderboard-close-periods"] = {
     "task": "leaderboard.close_periods",
     "schedule": BOARDS_CLOSE_EVERY_SECONDS,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from redis.exceptions import NoScriptError
 
@@ -99,7 +99,9 @@ def apply_many_queue(
 
 
 def period_rows(period_id: int) -> Iterator[tuple[bytes, str, int, int, int]]:
-    """The period's ranked users as the index's rebuild takes them."""
+    """The period's ranked users as the index's rebuild takes them. On PostgreSQL from a
+    named cursor inside a transaction (each fetch one bounded statement), as the global
+    rebuild reads; `.iterator()` outside one would run the whole query as one statement."""
     rows = (
         PeriodScore.objects.filter(
             period_id=period_id, score__gt=0, user__is_active=True, user__is_banned=False
@@ -107,8 +109,16 @@ def period_rows(period_id: int) -> Iterator[tuple[bytes, str, int, int, int]]:
         .values_list("user_id", "user__username", "score", "reached_at", "entry_id")
         .order_by()
     )
-    for user_id, username, score, reached_at, entry_id in rows.iterator(10_000):
-        yield user_id.bytes, username, score, micros_of(reached_at), entry_id
+    if connection.vendor != "postgresql":
+        for user_id, username, score, reached_at, entry_id in rows.iterator(10_000):
+            yield user_id.bytes, username, score, micros_of(reached_at), entry_id
+        return
+    sql, params = rows.query.sql_with_params()
+    with transaction.atomic(), connection.connection.cursor(name="period_rebuild") as cursor:
+        cursor.itersize = 10_000
+        cursor.execute(sql, params)
+        for user_id, username, score, reached_at, entry_id in cursor:
+            yield user_id.bytes, username, score, micros_of(reached_at), entry_id
 
 
 def period_index_rebuild(period_id: int, *, wait_seconds: float = 60.0) -> int:
