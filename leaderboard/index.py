@@ -64,7 +64,7 @@ from redis.exceptions import NoScriptError
 from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 from leaderboard.index_layout import (
-    BUCKET_BYTES,
+    BUCKETS,
     MASK128,
     MAX_MICROS,
     bucket_of,
@@ -193,8 +193,9 @@ class RedisIndex:
     """The sorted-set index. Every method raises on Redis errors (callers degrade) and
     reads raise `IndexColdError` when there is no complete index to read."""
 
-    def __init__(self, prefix: str | None = None) -> None:
+    def __init__(self, prefix: str | None = None, *, buckets: int = BUCKETS) -> None:
         self.base = prefix or f"{settings.REDIS_KEY_PREFIX}:lb"
+        self.buckets = buckets  # see index_layout.bucket_of
         self.generations = f"{self.base}:g:"
         names = ("ready", "v", "vrun", "dirty", "rebuild", "building", "pending")
         self.keys = {name: f"{self.base}:{name}" for name in names}
@@ -296,6 +297,7 @@ class RedisIndex:
             wake_channel,
             me_channel,
             str(user_id),
+            self.buckets,
         ]
         return keys, args
 
@@ -324,6 +326,7 @@ class RedisIndex:
                 offset + limit - 1,
                 held.tag if held else b"",
                 version_floor.value,
+                self.buckets,
             ],
         )
         if found[0] == 0:
@@ -348,7 +351,8 @@ class RedisIndex:
         """(1-based rank, score), or None when the user is not on the board."""
         field = user_field(user_id)
         found = self._script(RANK)(
-            keys=[self.keys["ready"]], args=[self.generations, field, bucket_of(field)]
+            keys=[self.keys["ready"]],
+            args=[self.generations, field, bucket_of(field, self.buckets)],
         )
         if found[0] == 0:
             raise IndexColdError
@@ -410,7 +414,7 @@ class RedisIndex:
                     b"".join(
                         (
                             field,
-                            field[-BUCKET_BYTES:].hex().encode(),
+                            bucket_of(field, self.buckets).encode(),
                             (MAX_MICROS - micros).to_bytes(8, "big"),
                             entry_id.to_bytes(8, "big"),
                             len(points).to_bytes(1, "big"),
@@ -434,7 +438,7 @@ class RedisIndex:
         k = self.keys
         old = self._script(PUBLISH)(
             keys=[k["ready"], k["v"], k["dirty"], k["building"], k["pending"], new["z"]],
-            args=[self.generations, generation, count, repr(time.time())],
+            args=[self.generations, generation, count, repr(time.time()), self.buckets],
         )
         if old is None:
             self.drop_generation(generation)
@@ -448,7 +452,7 @@ class RedisIndex:
         keys = self.generation_keys(generation)
         pipe = self.client.pipeline(transaction=False)
         pipe.unlink(keys["z"])
-        names = [f"{keys['buckets']}{n:04x}" for n in range(1 << (8 * BUCKET_BYTES))]
+        names = [f"{keys['buckets']}{n:04x}" for n in range(self.buckets)]
         for start in range(0, len(names), 1000):
             pipe.unlink(*names[start : start + 1000])
         pipe.execute()

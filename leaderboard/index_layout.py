@@ -22,8 +22,15 @@ def user_id_of(field: bytes) -> uuid.UUID:
     return uuid.UUID(int=int.from_bytes(field, "big") ^ MASK128)
 
 
-def bucket_of(field: bytes) -> str:
-    return field[-BUCKET_BYTES:].hex()
+BUCKETS = 1 << (8 * BUCKET_BYTES)
+
+
+def bucket_of(field: bytes, buckets: int = BUCKETS) -> str:
+    """The field's bucket: its last two bytes modulo `buckets` (a power of two up to
+    65,536), as four hex digits. The global index uses all 65,536; a period's index
+    fewer (leaderboard/period_index.py), so that a board of 100k users does not pay a
+    bucket's key overhead for every one or two of them."""
+    return f"{int.from_bytes(field[-BUCKET_BYTES:], 'big') % buckets:04x}"
 
 
 def micros_of(reached_at: datetime) -> int:

@@ -25,9 +25,13 @@ end
 
 # Sets one user's entry in one generation, unless it holds a newer ledger entry.
 _PUT = """
-local function put(generations, gen, field, score, at, entry, name, ranked)
+local function suffix_of(field, buckets)
+  local n = string.byte(field, 15) * 256 + string.byte(field, 16)
+  return string.format('%04x', n % (tonumber(buckets) or 65536))
+end
+local function put(generations, gen, field, score, at, entry, name, ranked, buckets)
   local z = generations .. gen .. ':z'
-  local suffix = string.format('%02x%02x', string.byte(field, 15, 16))
+  local suffix = suffix_of(field, buckets)
   local bucket = generations .. gen .. ':n:' .. suffix
   local old = redis.call('HGET', bucket, field)
   if old then
@@ -56,14 +60,14 @@ if (not gen) or redis.call('EXISTS', KEYS[4]) == 1 then
   end
 end
 if not gen then return {-1, -1} end
-local applied = put(ARGV[1], gen, ARGV[2], ARGV[3], ARGV[5], entry, ARGV[6], ARGV[7])
+local applied = put(ARGV[1], gen, ARGV[2], ARGV[3], ARGV[5], entry, ARGV[6], ARGV[7], ARGV[12])
 if applied == 1 then
   bump(KEYS[2])
   redis.call('SET', KEYS[3], ARGV[8], 'NX')
 end
 -- The user's rank as the index now holds it (0-based; -1 when not on the board), so a
 -- write that needs the new rank costs no second round trip.
-local suffix = string.format('%02x%02x', string.byte(ARGV[2], 15, 16))
+local suffix = suffix_of(ARGV[2], ARGV[12])
 local held = redis.call('HGET', ARGV[1] .. gen .. ':n:' .. suffix, ARGV[2])
 local z = ARGV[1] .. gen .. ':z'
 local rank = held and redis.call('ZREVRANK', z, string.sub(held, 1, 8) .. ARGV[2])
@@ -88,8 +92,16 @@ return {applied, rank or -1}
 # the first read under a new run_id (`vrun` differs) bumps it past the clock, as it does
 # when the version is below ARGV[5], the highest version this process answered while
 # it read PostgreSQL instead (Redis down or cold).
+_SUFFIX = """
+local function suffix_of(field, buckets)
+  local n = string.byte(field, 15) * 256 + string.byte(field, 16)
+  return string.format('%04x', n % (tonumber(buckets) or 65536))
+end
+"""
+
 PAGE = (
     _BUMP
+    + _SUFFIX
     + """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return {0} end
@@ -108,7 +120,7 @@ local items = redis.call('ZREVRANGE', z, ARGV[2], ARGV[3], 'WITHSCORES')
 local values = {}
 for i = 1, #items, 2 do
   local field = string.sub(items[i], 9)
-  local bucket = buckets .. string.format('%02x%02x', string.byte(field, 15, 16))
+  local bucket = buckets .. suffix_of(field, ARGV[6])
   local value = redis.call('HGET', bucket, field)
   if not value then return {0} end
   values[#values + 1] = value
@@ -142,7 +154,7 @@ if redis.call('ZCARD', KEYS[6]) ~= tonumber(ARGV[3]) then return false end
 local pending = redis.call('HGETALL', KEYS[5])
 for i = 1, #pending, 2 do
   local w = cmsgpack.unpack(pending[i + 1])
-  put(ARGV[1], ARGV[2], pending[i], w[2], w[3], w[1], w[4], w[5])
+  put(ARGV[1], ARGV[2], pending[i], w[2], w[3], w[1], w[4], w[5], ARGV[5])
 end
 local old = redis.call('GET', KEYS[1]) or ''
 redis.call('SET', KEYS[1], ARGV[2])
@@ -193,10 +205,11 @@ return 0
 # periods it was credited to, all in one script, so every board moves or none does (the
 # weekly and the all-time totals never drift apart). KEYS: five per index (ready, v,
 # dirty, building, pending). ARGV: field, entry id, username, dirty time, wake channel,
-# me channel, user id, the number of indexes, then five per index (generations prefix,
+# me channel, user id, the number of indexes, then six per index (generations prefix,
 # score, inverted time, ranked '1'/'0', label: the start of its `boards` item in
-# me.update, '' for the global index, which is first). Returns applied and rank
-# (0-based, -1 when not on the board; applied -1 when that index is cold) per index.
+# me.update, '' for the global index, which is first; and its number of buckets).
+# Returns applied and rank (0-based, -1 when not on the board; applied -1 when that
+# index is cold) per index.
 APPLY_MANY = (
     _BUMP
     + _PUT
@@ -204,12 +217,12 @@ APPLY_MANY = (
 local field, entry, name = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local count = tonumber(ARGV[8])
 local out, boards = {}, {}
-local suffix = string.format('%02x%02x', string.byte(field, 15, 16))
 local global_score, global_rank = nil, 'null'
 for i = 0, count - 1 do
-  local k, a = i * 5, 9 + i * 5
+  local k, a = i * 5, 9 + i * 6
   local generations, score, at = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local ranked, label = ARGV[a + 3], ARGV[a + 4]
+  local ranked, label, buckets = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local suffix = suffix_of(field, buckets)
   local gen = redis.call('GET', KEYS[k + 1])
   if (not gen) or redis.call('EXISTS', KEYS[k + 4]) == 1 then
     local held = redis.call('HGET', KEYS[k + 5], field)
@@ -219,7 +232,7 @@ for i = 0, count - 1 do
   end
   local applied, rank = -1, -1
   if gen then
-    applied = put(generations, gen, field, score, at, entry, name, ranked)
+    applied = put(generations, gen, field, score, at, entry, name, ranked, buckets)
     if applied == 1 then
       bump(KEYS[k + 2])
       redis.call('SET', KEYS[k + 3], ARGV[4], 'NX')

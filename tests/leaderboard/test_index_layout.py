@@ -161,3 +161,13 @@ def test_it_cleans_up_after_a_rebuild_that_died_half_way() -> None:
         if not key.decode().startswith(f"{index.generations}{generation}:")
     }
     assert leftovers == set()
+
+
+def test_a_period_index_uses_fewer_buckets_named_alike() -> None:
+    import uuid
+
+    fields = [user_field(uuid.uuid4()) for _ in range(2000)]
+    small = {bucket_of(field, 4096) for field in fields}
+    assert all(len(name) == 4 and int(name, 16) < 4096 for name in small)
+    assert all(bucket_of(f) == f[-2:].hex() for f in fields)  # the global index: 65,536
+    assert all(int(bucket_of(f, 4096), 16) == int(bucket_of(f), 16) % 4096 for f in fields)
