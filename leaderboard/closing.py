@@ -107,6 +107,9 @@ def _long_statements() -> Iterator[None]:
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            # One core for the close: parallel workers would take the cores the
+            # completions of the new period are answered on.
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
     with wait_budget(seconds + 5):
         yield
 
