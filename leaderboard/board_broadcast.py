@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,18 +85,6 @@ def board_snapshot(slug: str) -> tuple[str, Span | None, list[Mapping[str, Any]]
         }
     )
     return text, tracked, entries, version
-
-
-def _changes(
-    top: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    before = {entry["userId"]: entry for entry in previous}
-    found = []
-    for entry in top:
-        old = before.get(entry["userId"])
-        if old is None or old["score"] != entry["score"] or old["rank"] != entry["rank"]:
-            found.append({**entry, "previousRank": old["rank"] if old else None})
-    return found
 
 
 class BoardBroadcaster:
@@ -208,7 +196,7 @@ class BoardBroadcaster:
                         "board": view.slug,
                         "period": _period_frame(span),
                         "entries": top,
-                        "changes": _changes(top, view.top),
+                        "changes": events.top_changes(top, view.top),
                         "version": version,
                     }
                 )

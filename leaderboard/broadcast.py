@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -142,26 +141,6 @@ def push_version() -> int:
         return 0
 
 
-def _changes(
-    top: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
-    before = {entry["userId"]: entry for entry in previous}
-    changes = []
-    for entry in top:
-        old = before.get(entry["userId"])
-        if old is None or old["score"] != entry["score"] or old["rank"] != entry["rank"]:
-            changes.append(
-                {
-                    "userId": entry["userId"],
-                    "username": entry["username"],
-                    "score": entry["score"],
-                    "rank": entry["rank"],
-                    "previousRank": old["rank"] if old else None,
-                }
-            )
-    return changes
-
-
 def tick() -> str | None:
     """One broadcaster turn: the encoded update to push, or None. Runs in a thread."""
     return _tick()[0]
@@ -192,7 +171,7 @@ def _tick() -> tuple[str | None, float]:
         top = leaderboard_top(n=settings.LEADERBOARD_TOP_N)
         if top == local_state.last_top:
             return None, 0.0
-        changes = _changes(top, local_state.last_top)
+        changes = events.top_changes(top, local_state.last_top)
         local_state.version += 1
         local_state.last_top = top
         local_state.last_push = time.monotonic()
@@ -222,7 +201,7 @@ def _tick() -> tuple[str | None, float]:
         if top == previous:
             client.delete(keys["tick"])
             return None, 0.0
-        changes = _changes(top, previous)
+        changes = events.top_changes(top, previous)
         version = int(
             redis_script(client, PUSH)(
                 keys=[keys["pv"], keys["pvrun"], keys["last"], keys["tick"]],

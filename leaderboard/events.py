@@ -93,3 +93,25 @@ PONG = _dumps(PongEvent(type="pong"))
 def encode_error(code: str, message: str) -> str:
     event: ErrorEvent = {"type": "error", "code": code, "message": message}
     return _dumps(event)
+
+
+def top_changes(
+    top: Sequence[Mapping[str, Any]], previous: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The entries of `top` that are new or moved since `previous` (an update's
+    `changes`, on the global board's socket and every board's)."""
+    before = {entry["userId"]: entry for entry in previous}
+    changes = []
+    for entry in top:
+        old = before.get(entry["userId"])
+        if old is None or old["score"] != entry["score"] or old["rank"] != entry["rank"]:
+            changes.append(
+                {
+                    "userId": entry["userId"],
+                    "username": entry["username"],
+                    "score": entry["score"],
+                    "rank": entry["rank"],
+                    "previousRank": old["rank"] if old else None,
+                }
+            )
+    return changes
