@@ -18,9 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import IntegrityError, connection, transaction
 
 from accounts.models import User
 from core import metrics
@@ -237,18 +235,74 @@ def fraud_remember(
         forgot()
 
 
-def _profile_touch(*, user_id: uuid.UUID, risk: float, blocked: bool, now: datetime) -> None:
-    """Count a flag or a block on the user's risk profile (made on first use)."""
-    RiskProfile.objects.get_or_create(user_id=user_id)
-    RiskProfile.objects.filter(user_id=user_id).update(
-        rolling_risk=F("rolling_risk") * (1 - ROLLING_WEIGHT) + risk * ROLLING_WEIGHT,
-        flags_count=F("flags_count") + (0 if blocked else 1),
-        blocks_count=F("blocks_count") + (1 if blocked else 0),
-        last_flagged_at=now,
+def _decision_record(log: FraudLog, *, risk: float, blocked: bool) -> datetime | None:
+    """Insert `log` and count it on its user's risk profile (made on first use: rolling
+    risk, the flag or block counted, last flagged now, clear becomes watch), in one
+    statement on PostgreSQL. Returns when the profile was last flagged before this one.
+
+    The statement's parts see one snapshot, so `prev` reads the profile as it was before
+    the upsert; the completion holds its user's row lock, so flags of one user are counted
+    one at a time. SQLite (the embedded default, one writer at a time) runs the same parts
+    as three statements.
+    """
+    log_meta, profile = FraudLog._meta, RiskProfile._meta
+    fields = [f for f in log_meta.local_concrete_fields if not f.primary_key]
+    for f in fields:
+        f.pre_save(log, add=True)  # created_at, as save() would set it
+    values = [f.get_db_prep_save(getattr(log, f.attname), connection) for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = profile.db_table
+    at = log.created_at
+    user_id = profile.pk.get_db_prep_value(log.user_id, connection)
+    stamp = profile.get_field("last_flagged_at").get_db_prep_value(at, connection)
+    keep = 1 - ROLLING_WEIGHT
+    watch, clear = RiskProfile.Status.WATCH, RiskProfile.Status.CLEAR
+    upsert = (
+        f"INSERT INTO {table} (user_id, status, rolling_risk, flags_count, blocks_count,"
+        f" last_flagged_at, updated_at) {{source}}"
+        f" ON CONFLICT (user_id) DO UPDATE SET"
+        f" rolling_risk = {table}.rolling_risk * {keep} + excluded.rolling_risk,"
+        f" flags_count = {table}.flags_count + excluded.flags_count,"
+        f" blocks_count = {table}.blocks_count + excluded.blocks_count,"
+        f" last_flagged_at = excluded.last_flagged_at, updated_at = excluded.updated_at,"
+        f" status = CASE WHEN {table}.status = '{clear}' THEN '{watch}' ELSE {table}.status END"
     )
-    RiskProfile.objects.filter(user_id=user_id, status=RiskProfile.Status.CLEAR).update(
-        status=RiskProfile.Status.WATCH
+    counted = [
+        user_id,
+        watch,
+        risk * ROLLING_WEIGHT,
+        0 if blocked else 1,
+        1 if blocked else 0,
+        stamp,
+        stamp,
+    ]
+    insert = (
+        f"INSERT INTO {log_meta.db_table} ({columns})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id"
     )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH prev AS (SELECT last_flagged_at FROM {table} WHERE user_id = %s), "  # noqa: S608
+                f"log AS ({insert}) "
+                + upsert.format(source="SELECT %s, %s, %s, %s, %s, %s, %s FROM log")
+                + " RETURNING (SELECT id FROM log), (SELECT last_flagged_at FROM prev)",
+                [user_id, *values, *counted],
+            )
+            log.pk, before = cursor.fetchone()
+            log._state.adding, log._state.db = False, connection.alias
+            return before
+    before = (
+        RiskProfile.objects.filter(user_id=log.user_id)
+        .values_list("last_flagged_at", flat=True)
+        .first()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, values)
+        log.pk = cursor.fetchone()[0]
+        cursor.execute(upsert.format(source="VALUES (%s, %s, %s, %s, %s, %s, %s)"), counted)
+    log._state.adding, log._state.db = False, connection.alias
+    return before
 
 
 def _log_decision(
@@ -261,11 +315,12 @@ def _log_decision(
     user_agent: str,
     details: dict[str, Any],
     event_key: str,
-) -> FraudLog:
-    """A flagged or blocked completion's log and profile, in the caller's transaction; the
-    user's review queued after commit."""
-    now = timezone.now()
-    log = FraudLog.objects.create(
+) -> tuple[FraudLog, bool]:
+    """A flagged or blocked completion's log and profile, in the caller's transaction;
+    the user's review queued after commit if this is their first flag or block of the
+    review window (a later one in the window would queue the same review again).
+    Returns the log and whether a review was queued."""
+    log = FraudLog(
         user_id=user_id,
         completion_id=completion_id,
         event=event,
@@ -277,11 +332,12 @@ def _log_decision(
         details={**details, "assessed": risk.assessed, **risk.where()},
         event_key=event_key,
     )
-    _profile_touch(
-        user_id=user_id, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED, now=now
-    )
-    after_commit(review_queue, user_id=user_id, key=_review_key(now))
-    return log
+    before = _decision_record(log, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED)
+    key = _review_key(log.created_at)
+    first = before is None or _review_key(before) != key
+    if first:
+        after_commit(review_queue, user_id=user_id, key=key)
+    return log, first
 
 
 def fraud_log_flagged(
@@ -294,7 +350,7 @@ def fraud_log_flagged(
     details: dict[str, Any],
 ) -> FraudLog:
     """Record a flagged completion, in the completion's transaction; queue its review."""
-    return _log_decision(
+    log, _ = _log_decision(
         event=FraudLog.Event.FLAGGED,
         user_id=user_id,
         completion_id=completion_id,
@@ -304,6 +360,7 @@ def fraud_log_flagged(
         details=details,
         event_key=f"flagged:{completion_id}",
     )
+    return log
 
 
 def fraud_log_blocked(
@@ -316,11 +373,12 @@ def fraud_log_blocked(
     details: dict[str, Any],
 ) -> FraudLog | None:
     """Record a refused completion (one row per action token, however often it is sent),
-    count it on the profile, queue a review and tell the security team. Nothing reaches
-    the ledger."""
+    count it on the profile, queue a review and tell the security team (with the review:
+    once per user and window; the alerts' beat sends the rest). Nothing reaches the
+    ledger."""
     try:
         with transaction.atomic():
-            log = _log_decision(
+            log, first = _log_decision(
                 event=FraudLog.Event.BLOCKED,
                 user_id=user_id,
                 completion_id=None,
@@ -332,7 +390,8 @@ def fraud_log_blocked(
             )
     except IntegrityError:  # this token was refused before
         return None
-    transaction.on_commit(alerts_queue, robust=True)
+    if first:
+        transaction.on_commit(alerts_queue, robust=True)
     return log
 
 

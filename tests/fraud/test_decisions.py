@@ -174,3 +174,77 @@ def test_it_queues_a_review_of_unassessed_completions_in_the_sweep(
     log = FraudLog.objects.get(event=FraudLog.Event.REVIEWED)
     assert log.user_id == alice.pk
     assert RiskProfile.objects.get(user=alice).last_reviewed_at is not None
+
+
+def _flag(user, risk: float = 0.6) -> FraudLog:  # type: ignore[no-untyped-def]
+    """One flagged completion's log, recorded and committed as the completion does."""
+    import uuid
+
+    from django.db import transaction
+
+    from fraud.assess import RiskAssessment, fraud_log_flagged
+
+    assessment = RiskAssessment(score=risk, rules={"regular_timing": risk}, reasons={})
+    with transaction.atomic():
+        return fraud_log_flagged(
+            user_id=user.pk,
+            completion_id=uuid.uuid4(),
+            risk=assessment,
+            ip="127.0.0.1",
+            user_agent=UA,
+            details={"actionId": "click"},
+        )
+
+
+def test_a_flag_writes_its_log_and_profile_in_one_statement(mallory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import fraud.assess
+
+    monkeypatch.setattr(fraud.assess, "review_queue", lambda **_: None)  # the review's own SQL
+    with CaptureQueriesContext(connection) as captured:
+        log = _flag(mallory, risk=0.6)
+    fraud = [q["sql"] for q in captured if "fraud_" in q["sql"]]
+    expected = 1 if connection.vendor == "postgresql" else 3
+    assert len(fraud) == expected, fraud
+    stored = FraudLog.objects.get(pk=log.pk)
+    assert (stored.event, stored.risk_score, stored.user_agent) == ("flagged", 0.6, UA)
+    assert stored.details["actionId"] == "click" and stored.created_at is not None
+    profile = RiskProfile.objects.get(user=mallory)
+    assert profile.status == RiskProfile.Status.WATCH
+    assert (profile.flags_count, profile.blocks_count) == (1, 0)
+    assert profile.rolling_risk == pytest.approx(0.6 * 0.3)
+    assert profile.last_flagged_at == stored.created_at
+
+    # A second flag rolls the risk on and counts; a profile under review stays so.
+    RiskProfile.objects.filter(user=mallory).update(status=RiskProfile.Status.UNDER_REVIEW)
+    _flag(mallory, risk=1.0)
+    profile.refresh_from_db()
+    assert profile.status == RiskProfile.Status.UNDER_REVIEW
+    assert profile.flags_count == 2
+    assert profile.rolling_risk == pytest.approx(0.6 * 0.3 * 0.7 + 0.3)
+
+
+def test_flags_queue_one_review_per_user_and_window(mallory, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import fraud.assess
+
+    queued: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        fraud.assess,
+        "review_queue",
+        lambda *, user_id, key: queued.append((str(user_id), key)),
+    )
+    logs = [_flag(mallory) for _ in range(5)] + [_flag(alice)]
+    windows = {fraud.assess._review_key(log.created_at) for log in logs[:5]}
+    # One review per window the flags fell in (two if a minute turned mid-test), not five.
+    assert [user for user, _ in queued].count(str(mallory.pk)) == len(windows)
+    assert {key for user, key in queued if user == str(mallory.pk)} == windows
+    assert [user for user, _ in queued].count(str(alice.pk)) == 1
+
+    # The profile's last flag is in an earlier window: the next flag queues a review.
+    earlier = timezone.now() - timedelta(minutes=2)
+    RiskProfile.objects.filter(user=mallory).update(last_flagged_at=earlier)
+    queued.clear()
+    _flag(mallory)
+    assert len(queued) == 1
