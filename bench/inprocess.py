@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 
-def _environ(path: str, query: str) -> dict[str, Any]:
+def _environ(path: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
     from django.test.client import RequestFactory
 
     return RequestFactory()._base_environ(
+        **headers,
         PATH_INFO=path,
         QUERY_STRING=query,
         REQUEST_METHOD="GET",
@@ -41,8 +42,11 @@ def _environ(path: str, query: str) -> dict[str, Any]:
     )
 
 
-def caller(application: Callable[..., Iterable[bytes]], target: str) -> Callable[[], str]:
-    """One GET of `target` ("/path?query") through `application`; returns the status."""
+def caller(
+    application: Callable[..., Iterable[bytes]], target: str, headers: dict[str, str] | None = None
+) -> Callable[[], str]:
+    """One GET of `target` ("/path?query") through `application`, with `headers` (WSGI
+    names: HTTP_AUTHORIZATION); returns the status."""
     path, _, query = target.partition("?")
     answered: list[str] = []
 
@@ -50,7 +54,7 @@ def caller(application: Callable[..., Iterable[bytes]], target: str) -> Callable
         answered.append(status)
 
     def call() -> str:
-        body = application(_environ(path, query), start_response)
+        body = application(_environ(path, query, headers or {}), start_response)
         try:
             b"".join(body)
         finally:
@@ -74,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000, help="calls a round (3000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each path (3)")
     parser.add_argument("--profile", action="store_true", help="cProfile the last path")
+    parser.add_argument(
+        "--bearer", metavar="TOKEN", help="send this access token (Authorization: Bearer)"
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.handlers.wsgi import WSGIHandler
 
     application = WSGIHandler()
-    calls = {target: caller(application, target) for target in args.paths}
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {args.bearer}"} if args.bearer else {}
+    calls = {target: caller(application, target, headers) for target in args.paths}
     for target, call in calls.items():
         status = call()
         print(f"{target}: {status}")

@@ -30,7 +30,10 @@ max_requests_jitter = max_requests // 10
 # Django is imported once, in the master: a recycled (or crashed) worker is a fork, not
 # six seconds of imports on a loaded core while its share of the requests waits.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
-accesslog = "-"
+# nginx logs every request, with its request id, status and upstream time, so gunicorn
+# writes no access line of its own by default (a line a request is CPU on the worker
+# that serves it). GUNICORN_ACCESS_LOG=1 turns it on, for gunicorn served without nginx.
+accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
 # No query string in access logs: tokens must never be written to a log. In JSON the
 # fields come from core.logs.GunicornAccessFilter, which keeps the same safe atoms.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'

@@ -218,7 +218,8 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/nginx-error.log warn;
 events {{ worker_connections {sizing.worker_connections}; }}
 http {{
-    log_format noquery '$remote_addr "$request_method $uri" $status $body_bytes_sent $request_time';
+    log_format noquery '$remote_addr "$request_method $uri" $status $body_bytes_sent '
+                       '$request_time $upstream_response_time $request_id';
     access_log {workdir}/nginx-access.log noquery buffer=64k flush=1s;
     client_body_temp_path {temp}/body;
     proxy_temp_path {temp}/proxy;

@@ -210,7 +210,8 @@ def test_a_flag_writes_its_log_and_profile_in_one_statement(mallory, monkeypatch
     assert len(fraud) == expected, fraud
     stored = FraudLog.objects.get(pk=log.pk)
     assert (stored.event, stored.risk_score, stored.user_agent) == ("flagged", 0.6, UA)
-    assert stored.details["actionId"] == "click" and stored.created_at is not None
+    assert stored.details["actionId"] == "click"
+    assert stored.created_at is not None
     profile = RiskProfile.objects.get(user=mallory)
     assert profile.status == RiskProfile.Status.WATCH
     assert (profile.flags_count, profile.blocks_count) == (1, 0)
