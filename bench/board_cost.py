@@ -120,6 +120,7 @@ async def _segment(
         action=BENCH_ACTION,
         clients=clients,
         seconds=seconds,
+        addresses=world.addresses,
         processes=args.writer_processes,
     )
     wall = time.perf_counter() - began
@@ -195,7 +196,13 @@ async def boards(world: World, args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.to_thread(_boards_active, True)
     await asyncio.sleep(settle)
     await asyncio.to_thread(
-        writer.run_segment, host=host, port=port, action=BENCH_ACTION, clients=clients, seconds=2.0
+        writer.run_segment,
+        host=host,
+        port=port,
+        action=BENCH_ACTION,
+        clients=clients,
+        seconds=2.0,
+        addresses=world.addresses,
     )  # warm-up, not counted: the periods' rows and indexes are made on first use
     four, only_global = [], []
     for _ in range(rounds):

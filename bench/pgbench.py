@@ -1,9 +1,10 @@
 """The write baseline: pgbench running the completion's own transaction on a scratch copy.
 
 The scratch database (`<bench database>_pgbench`, recreated each run) gets the schema of
-the four tables the completion touches, copied with `pg_dump --schema-only` from the
+the tables the completion touches, copied with `pg_dump --schema-only` from the
 bench database (so the same indexes, checks and deferred foreign keys), and the bench
-database's users and action types; users get ids numbered 1..N so a pgbench variable can
+database's users, action types, boards and periods (the credit statement writes to
+every period the real completion credited); users get ids numbered 1..N so a pgbench variable can
 name one. The script is the transaction a completion runs (checked against the real one,
 see `completion_statements`):
 
@@ -11,6 +12,9 @@ see `completion_statements`):
     UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = $u
         RETURNING score - 1, username, is_active, is_banned;
     INSERT INTO scoreboard_scoreentry (...) VALUES (...) RETURNING id;
+    WITH p AS (SELECT id FROM leaderboard_period WHERE id IN (...) AND state = 'open'
+        FOR SHARE), c AS (INSERT INTO leaderboard_periodcredit ...)
+        INSERT INTO leaderboard_periodscore ... ON CONFLICT ... DO UPDATE ...;
     INSERT INTO actions_completion (... unique nonce ...) VALUES (...);
     COMMIT;
 
@@ -31,11 +35,24 @@ from urllib.parse import urlparse
 
 from bench.databases import recreate_database
 
-TABLES = ("accounts_user", "actions_actiontype", "scoreboard_scoreentry", "actions_completion")
+TABLES = (
+    "accounts_user",
+    "actions_actiontype",
+    "scoreboard_scoreentry",
+    "actions_completion",
+    "leaderboard_board",
+    "leaderboard_period",
+    "leaderboard_periodcredit",
+    "leaderboard_periodscore",
+)
+# Copied with their rows: the players, the action types, and the boards and periods a
+# completion credits.
+DATA_TABLES = ("accounts_user", "actions_actiontype", "leaderboard_board", "leaderboard_period")
 # The statements of the completion's transaction, as (verb, table), in order.
 SHAPE = [
     ("UPDATE", "accounts_user"),
     ("INSERT", "scoreboard_scoreentry"),
+    ("WITH", "leaderboard_period"),
     ("INSERT", "actions_completion"),
 ]
 USER_ID = "('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid"
@@ -44,6 +61,7 @@ SCRIPT = f"""\\set u random(1, :users)
 BEGIN;
 UPDATE accounts_user SET score = score + 1, score_reached_at = now() WHERE id = {USER_ID} RETURNING score - 1 AS score, username, is_active, is_banned \\gset u_
 INSERT INTO scoreboard_scoreentry (user_id, delta, score_before, score_after, reason, action_id, token_hash, ip, user_agent, reverses_id, note, created_at) VALUES ({USER_ID}, 1, :u_score, :u_score + 1, 'completion', :action, md5(random()::text) || md5(random()::text), '127.0.0.1', 'scoreboard-bench', NULL, '', now()) RETURNING id AS entry_id \\gset
+WITH p AS (SELECT id FROM leaderboard_period WHERE id IN (%(periods)s) AND state = 'open' FOR SHARE), c AS (INSERT INTO leaderboard_periodcredit (period_id, entry_id, user_id, delta, at) SELECT id, :entry_id, {USER_ID}, 1, now() FROM p RETURNING period_id) INSERT INTO leaderboard_periodscore (period_id, user_id, score, reached_at, entry_id) SELECT period_id, {USER_ID}, 1, now(), :entry_id FROM c ON CONFLICT (period_id, user_id) DO UPDATE SET score = leaderboard_periodscore.score + excluded.score, reached_at = GREATEST(leaderboard_periodscore.reached_at, excluded.reached_at), entry_id = GREATEST(leaderboard_periodscore.entry_id, excluded.entry_id) RETURNING period_id, score;
 INSERT INTO actions_completion (id, user_id, action_id, nonce, score_entry_id, delta, started_at, client_timestamp, risk_score, flagged, ip, user_agent, created_at) VALUES (gen_random_uuid(), {USER_ID}, :action, md5(random()::text), :entry_id, 1, now(), NULL, 0.0, false, '127.0.0.1', 'scoreboard-bench', now());
 COMMIT;
 """  # noqa: E501, S608 - pgbench reads one statement a line; no outside input in it
@@ -66,7 +84,7 @@ def prepare(database_url: str) -> tuple[str, int]:
     tables = [arg for t in TABLES for arg in ("-t", t)]
     for what in ("--schema-only", "--data-only"):
         if what == "--data-only":
-            tables = ["-t", "accounts_user", "-t", "actions_actiontype"]
+            tables = [arg for t in DATA_TABLES for arg in ("-t", t)]
         dump = subprocess.run(
             ["pg_dump", what, "--no-owner", "--no-privileges", *tables, database_url],
             check=True,
@@ -90,11 +108,13 @@ def prepare(database_url: str) -> tuple[str, int]:
     return scratch, int(users)
 
 
-def completion_statements(user_id: Any, action_id: str) -> list[tuple[str, str]]:
-    """(verb, table) of each statement inside the transaction of one real completion.
+def completion_statements(user_id: Any, action_id: str) -> tuple[list[tuple[str, str]], list[int]]:
+    """(verb, table) of each statement inside the transaction of one real completion,
+    and the periods it credited.
 
-    Runs `completion_submit` once in this process (Django set up like the stack's
-    servers) under `CaptureQueriesContext`.
+    Runs `completion_submit` twice in this process (Django set up like the stack's
+    servers) and captures the second under `CaptureQueriesContext` (the first finds
+    the boards' current periods, as each server process does once).
     """
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -103,18 +123,24 @@ def completion_statements(user_id: Any, action_id: str) -> list[tuple[str, str]]
     from actions.services import CompletionRequest, action_start, completion_submit
 
     user = User.objects.get(pk=user_id)
-    raw, _, _ = action_start(user=user, action_id=action_id)
-    request = CompletionRequest(
-        user=user,
-        action_id=action_id,
-        raw_token=raw,
-        client_timestamp=None,
-        ip="127.0.0.1",
-        user_agent="scoreboard-bench",
-    )
-    with CaptureQueriesContext(connection) as captured:
+
+    def submit() -> None:
+        raw, _, _ = action_start(user=user, action_id=action_id)
+        request = CompletionRequest(
+            user=user,
+            action_id=action_id,
+            raw_token=raw,
+            client_timestamp=None,
+            ip="127.0.0.1",
+            user_agent="scoreboard-bench",
+        )
         completion_submit(request=request)
+
+    submit()
+    with CaptureQueriesContext(connection) as captured:
+        submit()
     shapes: list[tuple[str, str]] = []
+    periods: list[int] = []
     inside = False
     for query in captured.captured_queries:
         sql = query["sql"].strip()
@@ -128,7 +154,10 @@ def completion_statements(user_id: Any, action_id: str) -> list[tuple[str, str]]
             lock = re.search(r"FOR (NO KEY UPDATE|UPDATE)", sql) if head == "SELECT" else None
             verb = f"SELECT FOR {lock.group(1)}" if lock else head
             shapes.append((verb, table.group(1) if table else "?"))
-    return shapes
+            credited = re.search(r"leaderboard_period WHERE id IN \(([0-9, ]+)\)", sql)
+            if credited:
+                periods = [int(v) for v in credited.group(1).split(",")]
+    return shapes, periods
 
 
 def _latencies_ms(log_dir: Path) -> list[float]:
@@ -172,12 +201,19 @@ def summarize(segments: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_segment(
-    scratch: str, *, users: int, clients: int, seconds: float, action: str
+    scratch: str,
+    *,
+    users: int,
+    clients: int,
+    seconds: float,
+    action: str,
+    periods: list[int],
 ) -> dict[str, Any]:
-    """One pgbench run; its figures and every transaction's latency."""
+    """One pgbench run; its figures and every transaction's latency. `periods`: the
+    periods each transaction credits (those the real completion credited)."""
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as tmp:
         script = Path(tmp) / "completion.sql"
-        script.write_text(SCRIPT)
+        script.write_text(SCRIPT.replace("%(periods)s", ",".join(str(int(p)) for p in periods)))
         argv = [
             "pgbench",
             "-n",  # no vacuum of pgbench's own tables (there are none)

@@ -35,14 +35,17 @@ ROOT = Path(__file__).resolve().parent.parent
 class Connection:
     """One HTTP/1.1 keep-alive connection; reconnects when the server closes it."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, source: str | None = None) -> None:
+        self.host, self.port, self.source = host, port, source
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.reconnects = 0
 
     async def _open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        local = (self.source, 0) if self.source else None
+        self.reader, self.writer = await asyncio.open_connection(
+            self.host, self.port, local_addr=local
+        )
         self.reconnects += 1
 
     def close(self) -> None:
@@ -112,15 +115,23 @@ def _count(table: dict[str, int], status: int) -> None:
 
 
 async def _client(spec: dict[str, Any], tokens: list[str], out: dict[str, Any]) -> None:
-    conn = Connection(spec["host"], spec["port"])
+    # A player with an address of their own (spec["addresses"], token -> loopback
+    # address) connects from it, as players on networks of their own do; the rest share
+    # the default one.
+    addresses: dict[str, str] = spec.get("addresses") or {}
+    conns: dict[str | None, Connection] = {}
+    for t in tokens:
+        source = addresses.get(t)
+        if source not in conns:
+            conns[source] = Connection(spec["host"], spec["port"], source)
+    users = [(_auth(t), conns[addresses.get(t)]) for t in tokens]
     action = spec["action"]
     start_path = f"/api/v1/actions/{action}/start/"
     deadline = spec["start_at"] + spec["seconds"]
-    headers = [_auth(t) for t in tokens]
     i = 0
     try:
         while time.time() < deadline and i < spec["max_iterations"]:
-            auth = headers[i % len(headers)]
+            auth, conn = users[i % len(users)]
             i += 1
             t0 = time.perf_counter()
             try:
@@ -150,8 +161,9 @@ async def _client(spec: dict[str, Any], tokens: list[str], out: dict[str, Any]) 
             out["complete_ms"].append((t2 - t1) * 1000)
             out["iteration_ms"].append((t2 - t0) * 1000)
     finally:
-        out["reconnects"] += max(0, conn.reconnects - 1)
-        conn.close()
+        for conn in conns.values():
+            out["reconnects"] += max(0, conn.reconnects - 1)
+            conn.close()
 
 
 async def _worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -207,8 +219,11 @@ def run_segment(
     processes: int = 1,
     mode: str = "complete",
     max_iterations: int = 100_000,
+    addresses: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One run of the clients; what each worker process measured (see `summarize`)."""
+    """One run of the clients; what each worker process measured (see `summarize`).
+    `addresses`: the loopback address each token's player connects from (default: all
+    from the same one)."""
     processes = max(1, min(processes, len(clients)))
     start_at = time.time() + 0.6 + 0.2 * processes  # every worker imported and waiting
     running = []
@@ -223,6 +238,7 @@ def run_segment(
                 "seconds": seconds,
                 "start_at": start_at,
                 "max_iterations": max_iterations,
+                "addresses": addresses or {},
             }
             spec_path, out_path = Path(tmp) / f"spec{p}.json", Path(tmp) / f"out{p}.json"
             spec_path.write_text(json.dumps(spec))

@@ -33,6 +33,7 @@ _LUA = r"""
 local paths = {%(paths)s}
 local headers = {%(headers)s}
 local method = "%(method)s"
+local header = "%(header)s"
 local threads = {}
 local counter = 0
 
@@ -50,7 +51,7 @@ function request()
   local path = paths[(counter %% #paths) + 1]
   local extra = {}
   if #headers > 0 then
-    extra["Authorization"] = headers[(counter %% #headers) + 1]
+    extra[header] = headers[(counter %% #headers) + 1]
   end
   return wrk.format(method, path, extra)
 end
@@ -101,10 +102,14 @@ def _lua_strings(values: list[str]) -> str:
     return ", ".join(json.dumps(v) for v in values)  # JSON strings are valid Lua strings here
 
 
-def lua_script(paths: list[str], authorizations: list[str] | None = None) -> str:
+def lua_script(
+    paths: list[str], authorizations: list[str] | None = None, header: str = "Authorization"
+) -> str:
+    """`authorizations`: values of `header` rotated over (default: Authorization)."""
     return _LUA % {
         "paths": _lua_strings(paths),
         "headers": _lua_strings(authorizations or []),
+        "header": header,
         "method": "GET",
         "grid": ", ".join(str(p) for p in GRID),
         "marker": MARKER,
@@ -135,11 +140,13 @@ def run(
     connections: int,
     authorizations: list[str] | None = None,
     threads: int = 1,
+    header: str = "Authorization",
 ) -> Segment:
-    """One wrk run of `seconds` against `url` + the rotating `paths`."""
+    """One wrk run of `seconds` against `url` + the rotating `paths`, sending `header`
+    with the `authorizations` values rotated over (an If-None-Match for the 304 path)."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "script.lua"
-        script.write_text(lua_script(paths, authorizations))
+        script.write_text(lua_script(paths, authorizations, header))
         argv = [
             wrk_binary(),
             f"-t{threads}",
