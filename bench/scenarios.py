@@ -275,7 +275,7 @@ async def read(world: World, args: argparse.Namespace) -> dict[str, Any]:
 
 # -- writes -----------------------------------------------------------------------------
 
-WRITE_TARGET = {"ratio": 0.10, "aim": 0.35, "complete_p99_ms": 100.0}
+WRITE_TARGET = {"ratio": 0.10, "aim": 0.25, "complete_p99_ms": 100.0}
 # A flagged completion (what a farm sends) may cost at most 1.5x an unflagged one.
 FARM_TARGET = {"ratio": 0.67, "aim": 0.9}
 # 403 is fraud_blocked: sixteen clients hammering one account is what the fraud rules
