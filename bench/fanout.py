@@ -309,8 +309,11 @@ async def _raw_run(
 
 def _players(world: Any) -> list[tuple[str, str]]:
     """Ten players far above everyone else, so each completion changes the top 10."""
+    from datetime import timedelta
+
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
+    from django.utils import timezone
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
@@ -330,9 +333,15 @@ def _players(world: Any) -> list[tuple[str, str]]:
     )
     players = []
     for i in range(PLAYERS):
+        # A month old, like the write scenario's players (the new-account rule is for
+        # new ones); each completes from an address of its own (`_drive`).
         user, created = User.objects.get_or_create(
             username=f"fan{i:05d}",
-            defaults={"email": f"fan{i:05d}@example.com", "password": make_password(None)},
+            defaults={
+                "email": f"fan{i:05d}@example.com",
+                "password": make_password(None),
+                "date_joined": timezone.now() - timedelta(days=30),
+            },
         )
         if created:
             with transaction.atomic():
@@ -359,10 +368,23 @@ async def _drive(
 ) -> dict[int, int]:
     """Open loop: `rate` completions a second for `seconds`; returns the statuses."""
     statuses: dict[int, int] = {}
-    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+    # One client a player, bound to the player's own loopback address (127.3.0.k): the
+    # farm rule, at its default weight, sees one account an address.
+    clients = [
+        httpx.AsyncClient(
+            base_url=stack.url,
+            timeout=30,
+            transport=httpx.AsyncHTTPTransport(local_address=f"127.3.0.{k + 1}"),
+        )
+        for k in range(len(players))
+    ]
+    async with contextlib.AsyncExitStack() as opened:
+        for c in clients:
+            await opened.enter_async_context(c)
 
         async def complete(k: int) -> None:
             _, token = players[k % len(players)]
+            client = clients[k % len(players)]
             headers = {"Authorization": f"Bearer {token}"}
             try:
                 started = await client.post(
