@@ -109,7 +109,11 @@ def _farm_rows(write: dict[str, Any]) -> list[Row]:
             f"{_num(farm['answered_per_s'])}/s = {_num(farm['answered_vs_unflagged'])}",
             baseline=f"the many users' accepted completions, alternating segments: "
             f"{_num(many['accepted_per_s'])}/s ({clean['flagged']:,} of "
-            f"{clean['completions']:,} flagged)",
+            f"{clean['completions']:,} flagged); server CPU ms a completion, farm / players: "
+            + ", ".join(
+                f"{name} {farm['server_cpu_ms_per_completion'][name]} / {value}"
+                for name, value in many.get("server_cpu_ms_per_completion", {}).items()
+            ),
             ratio=_num(ratio),
             target=f">= {target['ratio']} (aim {target['aim']}), the farm's flagged, the "
             "players' not",

@@ -379,14 +379,34 @@ async def write(world: World, args: argparse.Namespace) -> dict[str, Any]:
     segment(spread_clients, length=1.0)  # warm-up, not counted
     spread_segments, many_segments, farm_segments = [], [], []
     many_windows, farm_windows = [], []
+    many_cpu: dict[str, float] = {}
+    farm_cpu: dict[str, float] = {}
+
+    async def metered(
+        clients: list[list[str]], windows: list[tuple[float, float]], cpu: dict[str, float]
+    ) -> list:
+        """A segment, with the CPU the servers spent on it (and in the second after it, on
+        the work it queued: reviews, the audit batch) added to `cpu`."""
+        from bench.board_cost import BackendMeter, _cpu, _groups
+
+        groups = _groups(world)
+        backends = BackendMeter(urlparse(world.stack.database_url).path.lstrip("/"))
+        before = _cpu(groups)
+        began = time.time()
+        outs = segment(clients)
+        windows.append((began, time.time()))
+        await asyncio.sleep(1.0)
+        after = _cpu(groups)
+        spent = {name: after[name] - before[name] for name in groups}
+        spent["postgres"] = await asyncio.to_thread(backends.seconds)
+        for name, seconds_spent in spent.items():
+            cpu[name] = cpu.get(name, 0.0) + seconds_spent
+        return outs
+
     for _ in range(rounds):
         spread_segments.append(base(scratch, users))
-        began = time.time()
-        many_segments.append(segment(spread_clients))
-        many_windows.append((began, time.time()))
-        began = time.time()
-        farm_segments.append(segment(farm_clients))
-        farm_windows.append((began, time.time()))
+        many_segments.append(await metered(spread_clients, many_windows, many_cpu))
+        farm_segments.append(await metered(farm_clients, farm_windows, farm_cpu))
     before = await asyncio.to_thread(_score, world.hot_user_id)
     hot_base_segments, hot_segments = [], []
     for _ in range(rounds):
@@ -402,6 +422,12 @@ async def write(world: World, args: argparse.Namespace) -> dict[str, Any]:
     hot = writer.summarize(hot_segments, clients=n, mode="complete")
     many["fraud"] = await asyncio.to_thread(_decisions, world.user_ids, many_windows)
     farm["fraud"] = await asyncio.to_thread(_decisions, world.farm_user_ids, farm_windows)
+    for summary, cpu in ((many, many_cpu), (farm, farm_cpu)):
+        # Server CPU (ms) per completion answered, by process group: where a flag costs.
+        answered = max(1, summary["iterations"])
+        summary["server_cpu_ms_per_completion"] = {
+            name: round(seconds_spent / answered * 1000, 2) for name, seconds_spent in cpu.items()
+        }
 
     hot["check"] = await asyncio.to_thread(
         _hot_user_check, world.hot_user_id, hot["accepted"], before
