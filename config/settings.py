@@ -635,6 +635,14 @@ FRAUD_REVIEW_WEIGHTS = {
 }
 FRAUD_REVIEW_WEIGHTS = _weights("FRAUD_REVIEW_WEIGHTS", FRAUD_REVIEW_WEIGHTS)
 FRAUD_ESCALATE_THRESHOLD = env.float("FRAUD_ESCALATE_THRESHOLD", default=0.7)
+# A flagged user's history is reviewed at most once a FRAUD_REVIEW_WINDOW_SECONDS window
+# (60: a minute), in batches: the first flag or block of a user's window asks for the
+# batch that runs when the current FRAUD_REVIEW_BATCH_SECONDS slot (5) ends, which reviews
+# every user flagged since their last review (at most FRAUD_REVIEW_BATCH_MAX, 1000; the
+# next batch or the sweep takes the rest). docs/fraud.md, "Reviews".
+FRAUD_REVIEW_WINDOW_SECONDS = env.int("FRAUD_REVIEW_WINDOW_SECONDS", default=60)
+FRAUD_REVIEW_BATCH_SECONDS = env.float("FRAUD_REVIEW_BATCH_SECONDS", default=5.0)
+FRAUD_REVIEW_BATCH_MAX = env.int("FRAUD_REVIEW_BATCH_MAX", default=1000)
 FRAUD_SWEEP_SECONDS = env.int("FRAUD_SWEEP_SECONDS", default=900)
 FRAUD_SWEEP_LOOKBACK = timedelta(seconds=FRAUD_SWEEP_SECONDS * 4)
 CELERY_BEAT_SCHEDULE["fraud-review-sweep"] = {

@@ -1,6 +1,6 @@
 """Fraud on the completion path: each completion's risk from the named rules, the
 signals they read, the decisions recorded (fraud logs, risk profiles), and the reviews
-and alerts they queue.
+and alerts they ask for.
 
 `fraud_assess` runs on the completion path before its transaction: no SQL, one Redis round
 trip to read the signals; `fraud_remember` adds its writes to the completion's
@@ -12,6 +12,7 @@ Celery tasks, queued by name.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -316,10 +317,10 @@ def _log_decision(
     details: dict[str, Any],
     event_key: str,
 ) -> tuple[FraudLog, bool]:
-    """A flagged or blocked completion's log and profile, in the caller's transaction;
-    the user's review queued after commit if this is their first flag or block of the
-    review window (a later one in the window would queue the same review again).
-    Returns the log and whether a review was queued."""
+    """A flagged or blocked completion's log and profile, in the caller's transaction.
+    After commit, the first flag or block of the user's review window asks for the
+    batch of due reviews (`reviews_due_queue`); a later one in the window would find
+    the same review. Returns the log and whether it was the window's first."""
     log = FraudLog(
         user_id=user_id,
         completion_id=completion_id,
@@ -333,10 +334,9 @@ def _log_decision(
         event_key=event_key,
     )
     before = _decision_record(log, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED)
-    key = _review_key(log.created_at)
-    first = before is None or _review_key(before) != key
+    first = before is None or _window(before) != _window(log.created_at)
     if first:
-        after_commit(review_queue, user_id=user_id, key=key)
+        after_commit(reviews_due_queue, at=log.created_at)
     return log, first
 
 
@@ -373,12 +373,11 @@ def fraud_log_blocked(
     details: dict[str, Any],
 ) -> FraudLog | None:
     """Record a refused completion (one row per action token, however often it is sent),
-    count it on the profile, queue a review and tell the security team (with the review:
-    once per user and window; the alerts' beat sends the rest). Nothing reaches the
-    ledger."""
+    count it on the profile, and ask for its user's review and the security team's alert
+    (batched: `_queue_batch`). Nothing reaches the ledger."""
     try:
         with transaction.atomic():
-            log, first = _log_decision(
+            log, _ = _log_decision(
                 event=FraudLog.Event.BLOCKED,
                 user_id=user_id,
                 completion_id=None,
@@ -390,19 +389,52 @@ def fraud_log_blocked(
             )
     except IntegrityError:  # this token was refused before
         return None
-    if first:
-        transaction.on_commit(alerts_queue, robust=True)
+    after_commit(alerts_due_queue, at=log.created_at)
     return log
 
 
-def _review_key(now: datetime) -> str:
-    """One review per user per minute, however many flags and blocks the minute brings."""
-    return f"live:{int(now.timestamp() // 60)}"
+def _window(at: datetime) -> int:
+    """The review window (FRAUD_REVIEW_WINDOW_SECONDS) `at` falls in."""
+    return int(at.timestamp() // settings.FRAUD_REVIEW_WINDOW_SECONDS)
 
 
-def _queue(name: str, **kwargs: Any) -> None:
+# The slot of FRAUD_REVIEW_BATCH_SECONDS in which this process last asked for each batch
+# task: a process asks at most once a slot.
+_batch_asked: dict[str, int] = {}
+
+
+def _queue_batch(name: str, *, at: datetime) -> None:
+    """Ask for task `name` to run when the current slot of FRAUD_REVIEW_BATCH_SECONDS
+    ends, unless this process asked for it in this slot already. The task then handles
+    everything the slot brought, committed by then; what commits as it runs is found by
+    the next slot's run or the task's beat (the sweep, the alerts' half window)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # it runs now: every caller asks
+        _queue(name)
+        return
+    every = settings.FRAUD_REVIEW_BATCH_SECONDS
+    slot = int(at.timestamp() // every)
+    if _batch_asked.get(name) == slot:
+        return
+    _batch_asked[name] = slot
+    _queue(name, countdown=max(0.0, (slot + 1) * every - time.time()))
+
+
+def reviews_due_queue(*, at: datetime) -> None:
+    """Ask for the reviews of every user flagged since their last one (`fraud.reviews_due`):
+    one task a slot and process reviews all the users a burst of flags brings, each
+    within a slot of their first flag."""
+    _queue_batch("fraud.reviews_due", at=at)
+
+
+def alerts_due_queue(*, at: datetime) -> None:
+    """Ask for the security team's summary of new blocks (`fraud.alerts_send`), once a
+    slot and process however many blocks the slot brings."""
+    _queue_batch("fraud.alerts_send", at=at)
+
+
+def _queue(name: str, *, countdown: float | None = None, **kwargs: Any) -> None:
     try:
-        task_enqueue(name, **kwargs)
+        task_enqueue(name, countdown=countdown, **kwargs)
     except Exception:  # the broker is down: the sweep catches up with reviews and alerts
         metrics.backing_service_errors.labels("celery").inc()
         logger.exception("could not queue %s", name)

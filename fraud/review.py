@@ -65,19 +65,48 @@ def _ip_diversity(ips: list[str | None]) -> RuleResult:
     return RuleResult(_clamp((len(networks) - 3) / 7), f"{len(networks)} networks")
 
 
-def _score_growth(user: User, since: datetime, points: int) -> RuleResult:
+class Population:
+    """What every player won in a review's period (completions only): how many players,
+    and the top 1 % (and two more) of their totals. Read once for a batch of reviews of
+    the same period, on first use."""
+
+    def __init__(self, since: datetime) -> None:
+        self.since = since
+        self._read: tuple[int, list[tuple[uuid.UUID, int]]] | None = None
+
+    def _load(self) -> tuple[int, list[tuple[uuid.UUID, int]]]:
+        if self._read is None:
+            won = (
+                ScoreEntry.objects.filter(
+                    created_at__gte=self.since, reason=ScoreEntry.Reason.COMPLETION
+                )
+                .values("user_id")
+                .annotate(points=Sum("delta"))
+            )
+            players = won.count()
+            top = list(
+                won.order_by("-points").values_list("user_id", "points")[: players // 100 + 2]
+            )
+            self._read = players, top
+        return self._read
+
+    def p99_of_others(self, user_id: uuid.UUID) -> tuple[int, int]:
+        """(other players, the 99th percentile of what the others won) for a player who
+        won something in the period (so counted among the players)."""
+        players, top = self._load()
+        others = players - 1
+        ranked = [points for uid, points in top if uid != user_id]
+        return others, ranked[others // 100] if others > 0 else 0
+
+
+def _score_growth(user: User, population: Population, points: int) -> RuleResult:
     """Points won in the period against what the most active other players (the 99th
     percentile) won in it."""
-    won = (
-        ScoreEntry.objects.filter(created_at__gte=since, reason=ScoreEntry.Reason.COMPLETION)
-        .exclude(user=user)
-        .values("user_id")
-        .annotate(points=Sum("delta"))
-    )
-    players = won.count()
-    if players < 20 or points <= 0:
+    if points <= 0:
         return RuleResult(0.0, "")
-    p99 = won.order_by("-points").values_list("points", flat=True)[players // 100]
+    players, p99 = population.p99_of_others(user.pk)
+    if players < 20:
+        return RuleResult(0.0, "")
     ratio = points / max(p99, 1)
     return RuleResult(
         _clamp((ratio - 1) / 2), f"{points} points, the top 1% of players won {p99} or more"
@@ -106,10 +135,14 @@ class HistoryRisk:
         self.score = combine(rules)
 
 
-def history_assess(*, user: User, now: datetime | None = None) -> HistoryRisk:
-    """Score a user's last FRAUD_REVIEW_DAYS days."""
+def history_assess(
+    *, user: User, now: datetime | None = None, population: Population | None = None
+) -> HistoryRisk:
+    """Score a user's last FRAUD_REVIEW_DAYS days (`population`: the period's players,
+    shared by a batch of reviews of the same period)."""
     now = now or timezone.now()
-    since = now - timedelta(days=settings.FRAUD_REVIEW_DAYS)
+    since = population.since if population is not None else _since(now)
+    population = population or Population(since)
     entries = list(
         ScoreEntry.objects.filter(
             user=user, created_at__gte=since, reason=ScoreEntry.Reason.COMPLETION
@@ -123,7 +156,7 @@ def history_assess(*, user: User, now: datetime | None = None) -> HistoryRisk:
         "hour_spread": lambda: _hour_spread(times),
         "interval_regularity": lambda: _regularity(times),
         "ip_diversity": lambda: _ip_diversity([ip for _, ip, _ in entries]),
-        "score_growth": lambda: _score_growth(user, since, points),
+        "score_growth": lambda: _score_growth(user, population, points),
         "flag_history": lambda: _flag_history(user, since),
     }
     rules: dict[str, float] = {}
@@ -140,18 +173,29 @@ def history_assess(*, user: User, now: datetime | None = None) -> HistoryRisk:
     return HistoryRisk(rules, reasons)
 
 
+def _since(now: datetime) -> datetime:
+    return now - timedelta(days=settings.FRAUD_REVIEW_DAYS)
+
+
 @transaction.atomic
-def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
+def user_review(
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    user: User | None = None,
+    population: Population | None = None,
+) -> FraudLog | None:
     """Analyse a user's history over days; escalate them to review if it looks scripted.
 
-    Idempotent per `key`: a second run with the same key changes nothing.
+    Idempotent per `key`: a second run with the same key changes nothing. (`user` and
+    `population`: read already by a batch of reviews.)
     """
-    user = User.objects.filter(pk=user_id).first()
+    user = user or User.objects.filter(pk=user_id).first()
     if user is None:
         return None
     if FraudLog.objects.filter(event_key=f"review:{user_id}:{key}").exists():
         return None
-    risk = history_assess(user=user)
+    risk = history_assess(user=user, population=population)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -197,6 +241,38 @@ def user_review(*, user_id: uuid.UUID, key: str) -> FraudLog | None:
         )
         transaction.on_commit(alerts_queue, robust=True)
     return log
+
+
+def review_key(flagged_at: datetime) -> str:
+    """The key of a flagged user's live review: one a user and FRAUD_REVIEW_WINDOW_SECONDS
+    window, however many flags and blocks the window brings."""
+    return f"live:{int(flagged_at.timestamp() // settings.FRAUD_REVIEW_WINDOW_SECONDS)}"
+
+
+def reviews_due(*, now: datetime | None = None) -> int:
+    """Review every user flagged or blocked since their last review (in the sweep's
+    lookback) whose review of that flag's window has not run: the live path's batch, one
+    task for however many users a burst of flags brings. They share the period's
+    population (one read). Returns how many were reviewed."""
+    now = now or timezone.now()
+    due = list(
+        RiskProfile.objects.filter(
+            Q(last_reviewed_at__isnull=True) | Q(last_reviewed_at__lt=F("last_flagged_at")),
+            last_flagged_at__gte=now - settings.FRAUD_SWEEP_LOOKBACK,
+        ).values_list("user_id", "last_flagged_at")[: settings.FRAUD_REVIEW_BATCH_MAX]
+    )
+    if not due:
+        return 0
+    users = User.objects.in_bulk([user_id for user_id, _ in due])
+    population = Population(_since(now))
+    reviewed = 0
+    for user_id, flagged_at in due:
+        user = users.get(user_id)
+        if user is not None and user_review(
+            user_id=user_id, key=review_key(flagged_at), user=user, population=population
+        ):
+            reviewed += 1
+    return reviewed
 
 
 def review_sweep(*, now: datetime | None = None) -> int:

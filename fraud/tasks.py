@@ -54,6 +54,12 @@ def user_review(*, user_id: str, key: str) -> None:
     review.user_review(user_id=uuid.UUID(user_id), key=key)
 
 
+@shared_task(name="fraud.reviews_due", **RETRYING)
+def reviews_due() -> int:
+    """Review the users flagged since their last review, in one batch. Idempotent."""
+    return review.reviews_due()
+
+
 @shared_task(name="fraud.review_sweep", ignore_result=True)
 def review_sweep() -> None:
     """Queue reviews of users flagged or assessed without signals since their last one."""

@@ -202,7 +202,7 @@ def test_a_flag_writes_its_log_and_profile_in_one_statement(mallory, monkeypatch
 
     import fraud.assess
 
-    monkeypatch.setattr(fraud.assess, "review_queue", lambda **_: None)  # the review's own SQL
+    monkeypatch.setattr(fraud.assess, "reviews_due_queue", lambda **_: None)  # its own SQL
     with CaptureQueriesContext(connection) as captured:
         log = _flag(mallory, risk=0.6)
     fraud = [q["sql"] for q in captured if "fraud_" in q["sql"]]
@@ -227,25 +227,67 @@ def test_a_flag_writes_its_log_and_profile_in_one_statement(mallory, monkeypatch
     assert profile.rolling_risk == pytest.approx(0.6 * 0.3 * 0.7 + 0.3)
 
 
-def test_flags_queue_one_review_per_user_and_window(mallory, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_flags_ask_for_reviews_once_per_user_and_window(mallory, alice, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import fraud.assess
 
-    queued: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        fraud.assess,
-        "review_queue",
-        lambda *, user_id, key: queued.append((str(user_id), key)),
-    )
-    logs = [_flag(mallory) for _ in range(5)] + [_flag(alice)]
-    windows = {fraud.assess._review_key(log.created_at) for log in logs[:5]}
-    # One review per window the flags fell in (two if a minute turned mid-test), not five.
-    assert [user for user, _ in queued].count(str(mallory.pk)) == len(windows)
-    assert {key for user, key in queued if user == str(mallory.pk)} == windows
-    assert [user for user, _ in queued].count(str(alice.pk)) == 1
+    asked: list[object] = []
+    monkeypatch.setattr(fraud.assess, "reviews_due_queue", lambda *, at: asked.append(at))
+    logs = [_flag(mallory) for _ in range(5)]
+    windows = {fraud.assess._window(log.created_at) for log in logs}
+    # Once per window the flags fell in (two if a minute turned mid-test), not five.
+    assert len(asked) == len(windows)
+    _flag(alice)
+    assert len(asked) == len(windows) + 1
 
-    # The profile's last flag is in an earlier window: the next flag queues a review.
+    # The profile's last flag is in an earlier window: the next flag asks again.
     earlier = timezone.now() - timedelta(minutes=2)
     RiskProfile.objects.filter(user=mallory).update(last_flagged_at=earlier)
-    queued.clear()
+    asked.clear()
     _flag(mallory)
-    assert len(queued) == 1
+    assert len(asked) == 1
+
+
+def test_a_process_asks_for_one_batch_of_reviews_a_slot(monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
+    import fraud.assess
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.FRAUD_REVIEW_BATCH_SECONDS = 5.0
+    queued: list[tuple[str, float | None]] = []
+    monkeypatch.setattr(
+        fraud.assess,
+        "_queue",
+        lambda name, *, countdown=None, **_: queued.append((name, countdown)),
+    )
+    monkeypatch.setattr(fraud.assess, "_batch_asked", {})
+    start = timezone.now()
+    slot_start = start - timedelta(seconds=start.timestamp() % 5)
+    fraud.assess.reviews_due_queue(at=slot_start)
+    fraud.assess.reviews_due_queue(at=slot_start + timedelta(seconds=4.9))
+    assert [name for name, _ in queued] == ["fraud.reviews_due"]
+    # It runs when the slot ends, after every flag of the slot has committed.
+    assert queued[0][1] is not None
+    assert 0 <= queued[0][1] <= 5.0
+    fraud.assess.reviews_due_queue(at=slot_start + timedelta(seconds=5))
+    assert len(queued) == 2
+    # Each batch task has its slot: the alerts' is asked for on its own.
+    fraud.assess.alerts_due_queue(at=slot_start)
+    assert [name for name, _ in queued] == ["fraud.reviews_due"] * 2 + ["fraud.alerts_send"]
+
+
+def test_a_batch_reviews_every_user_flagged_since_their_last_review(mallory, alice, bob) -> None:  # type: ignore[no-untyped-def]
+    from fraud.review import reviews_due
+
+    now = timezone.now()
+    RiskProfile.objects.create(user=mallory, status="watch", last_flagged_at=now)
+    RiskProfile.objects.create(
+        user=alice, status="watch", last_flagged_at=now, last_reviewed_at=now - timedelta(days=1)
+    )
+    RiskProfile.objects.create(  # reviewed since their last flag: not due
+        user=bob, status="watch", last_flagged_at=now - timedelta(minutes=5), last_reviewed_at=now
+    )
+    assert reviews_due(now=now + timedelta(seconds=1)) == 2
+    reviewed = set(
+        FraudLog.objects.filter(event=FraudLog.Event.REVIEWED).values_list("user_id", flat=True)
+    )
+    assert reviewed == {mallory.pk, alice.pk}
+    assert reviews_due(now=now + timedelta(seconds=2)) == 0  # reviewed since
