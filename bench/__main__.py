@@ -11,6 +11,7 @@ the machine is shared and noisy, so ratios are what compare across runs. Each ru
     python -m bench --only read,fanout    # some of them
     python -m bench --only index --index-sizes 10000,100000   # the ranking index alone
     python -m bench --only boards         # boards: CPU, Redis bytes per period, closing
+    python -m bench --only fanout --viewers 10000 --board-viewers ""   # no board sockets
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ QUICK = {
     "read_rounds": 1,
     "write_rounds": 1,
     "viewers": "1000",
+    "board_viewers": "",
 }
 
 SCENARIOS = {
@@ -144,6 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--swarm", type=int, default=2, help="viewer swarm processes for fanout (default 2)"
+    )
+    parser.add_argument(
+        "--board-viewers",
+        default="5x1000",
+        metavar="BxN",
+        help="fanout: N viewers on each of B boards at once against B x N on one board "
+        "(default 5x1000; empty: off, as in --quick)",
+    )
+    parser.add_argument(
+        "--board-rounds",
+        type=int,
+        default=2,
+        help="rounds of the two board layouts, alternating (default 2)",
     )
     parser.add_argument(
         "--idle",

@@ -19,6 +19,16 @@ viewers (`WARM_VIEWERS`, connected then closed): what a server allocates once, o
 first viewers (imports, thread pools, its Redis subscription), is not a cost per socket.
 `--idle N` also holds N idle sockets on one daphne process (directly, no nginx) and on
 the raw server.
+
+Boards are in place for the whole scenario: five boards (`FANOUT_BOARDS`: day, week and
+month, and a day and a week of other rules) count the fan-out's action, so each of its
+completions credits `global` and those five. `--board-viewers BxN` (on in `make bench`,
+off in `--quick`) then measures the boards' sockets (`/ws/boards/<slug>/`) in
+`--board-rounds` rounds of two alternating runs at the same completion rate: N viewers on
+each of B boards at once, against B x N viewers on one board. Both runs use B swarm
+processes of N sockets each, so only the boards they watch differ. Latency is from the
+credit's instant (the ledger entry's time) to a viewer's arrival of the first push of its
+board whose entries show the user's new score in that board's period.
 """
 
 from __future__ import annotations
@@ -55,6 +65,19 @@ from deploy.stack import (
 
 FANOUT_ACTION = "bench-fanout"
 PLAYERS = 10
+# The boards in place during the scenario (board_save's fields); each counts only the
+# fan-out's action, so only its ten players are on them and each completion changes each
+# board's top 10.
+FANOUT_BOARDS: dict[str, dict[str, Any]] = {
+    "fan-daily": {"period": "day"},
+    "fan-weekly": {"period": "week"},
+    "fan-monthly": {"period": "month"},
+    "fan-daily-paris": {"period": "day", "timezone": "Europe/Paris"},
+    "fan-weekly-sunday": {"period": "week", "week_starts_on": 7},
+}
+# Viewers on B boards at once must see a completion within this factor of the p99 of as
+# many viewers on one board (issue 24).
+BOARDS_VS_ONE = 1.2
 SOURCE_IPS = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -363,6 +386,25 @@ def _commits(player_ids: list[str], since: float) -> list[tuple[str, int, float]
     return [(str(user), score, created.timestamp()) for user, score, created in rows]
 
 
+def _first_versions(
+    commits: list[tuple[str, int, float]], samples: dict[int, dict[str, Any]]
+) -> tuple[dict[int, int], dict[int, float]]:
+    """For each (user, score after, commit time): the first pushed version whose entries
+    show that score, and the commit time, both keyed by the event's index."""
+    first_version: dict[int, int] = {}
+    commit_times: dict[int, float] = {}
+    for event, (user, score, committed) in enumerate(commits):
+        commit_times[event] = committed
+        shown = [
+            v
+            for v, frame in samples.items()
+            if any(e["userId"] == user and e["score"] >= score for e in frame["entries"])
+        ]
+        # A completion no push ever showed counts as unseen by every viewer.
+        first_version[event] = min(shown) if shown else max(samples, default=0) + 1
+    return first_version, commit_times
+
+
 async def _drive(
     stack: Stack, players: list[tuple[str, str]], rate: float, seconds: float
 ) -> dict[int, int]:
@@ -454,18 +496,7 @@ async def _stack_run(
         await asyncio.to_thread(swarm.close)
     commits = await asyncio.to_thread(_commits, [p for p, _ in players], since)
     samples = _samples(workers)
-    first_version: dict[int, int] = {}
-    commit_times: dict[int, float] = {}
-    for event, (user, score, committed) in enumerate(commits):
-        commit_times[event] = committed
-        shown = [
-            v
-            for v, frame in samples.items()
-            if any(e["userId"] == user and e["score"] >= score for e in frame["entries"])
-        ]
-        # A completion no push ever showed counts as unseen by every viewer.
-        first_version[event] = min(shown) if shown else max(samples, default=0) + 1
-    lat = _latencies(workers, first_version, commit_times)
+    lat = _latencies(workers, *_first_versions(commits, samples))
     return {
         **_summary(n, connected, workers, lat),
         "completions": len(commits),
@@ -517,10 +548,199 @@ async def _idle(world: Any, n: int, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# -- the boards' sockets -----------------------------------------------------------------
+
+
+def _boards_in_place() -> list[str]:
+    """Create (or keep) the scenario's boards, each counting only the fan-out's action."""
+    from leaderboard.boards import board_save
+
+    for slug, fields in FANOUT_BOARDS.items():
+        board_save(
+            slug=slug,
+            title=f"Fan-out {slug[4:]}",
+            action_types=[FANOUT_ACTION],
+            is_active=True,
+            **fields,
+        )
+    return list(FANOUT_BOARDS)
+
+
+def _board_commits(
+    slugs: list[str], player_ids: list[str], since: float
+) -> dict[str, list[tuple[str, int, float]]]:
+    """Per board: (user, the user's score in the period after the credit, the credit's
+    instant) of each credit since `since` (less a second, as `_commits`)."""
+    from leaderboard.models import PeriodCredit
+
+    rows = (
+        PeriodCredit.objects.filter(period__board__slug__in=slugs, user_id__in=player_ids)
+        .order_by("entry_id")
+        .values_list("period__board__slug", "period_id", "user_id", "delta", "at")
+    )
+    totals: dict[tuple[int, str], int] = {}
+    out: dict[str, list[tuple[str, int, float]]] = {slug: [] for slug in slugs}
+    for slug, period, user, delta, at in rows:
+        key = (period, str(user))
+        totals[key] = totals.get(key, 0) + delta
+        if at.timestamp() >= since - 1.0:
+            out[slug].append((str(user), totals[key], at.timestamp()))
+    return out
+
+
+def _parse_board_viewers(spec: str) -> tuple[int, int] | None:
+    """`5x1000` -> (5 boards, 1,000 viewers each); empty -> None."""
+    if not spec.strip():
+        return None
+    boards, _, per = spec.lower().partition("x")
+    return int(boards), int(per)
+
+
+async def _board_run(
+    slugs: list[str], per: int, world: Any, players: list[tuple[str, str]], args: argparse.Namespace
+) -> tuple[dict[str, Any], tuple[list[float], int, int]]:
+    """`per` viewers on each entry of `slugs` (one swarm process each; a slug may repeat)
+    while the completions run; the summary and the pooled (latencies, seen, unseen)."""
+    stack = world.stack
+    swarms = [
+        Swarm(
+            Target("127.0.0.1", stack.port, f"/ws/boards/{slug}/", SOURCE_IPS),
+            per,
+            processes=1,
+            parallel=50,
+        )
+        for slug in slugs
+    ]
+    groups = _server_groups(stack)
+    try:
+        replies = await asyncio.gather(*(asyncio.to_thread(s.connect) for s in swarms))
+        await asyncio.sleep(1.0)
+        for swarm in swarms:
+            swarm.measure()
+        meter = Meter(groups)
+        since = time.time()
+        parent_cpu = time.process_time()
+        statuses = await _drive(stack, players, args.rate, args.seconds)
+        parent_cpu = time.process_time() - parent_cpu
+        await asyncio.sleep(1.5)  # the last coalesced push
+        results = await asyncio.gather(*(asyncio.to_thread(s.stop) for s in swarms))
+        cpu = meter.cpu_percent()
+        elapsed = time.time() - since
+    finally:
+        await asyncio.gather(*(asyncio.to_thread(s.close) for s in swarms))
+    commits = await asyncio.to_thread(
+        _board_commits, sorted(set(slugs)), [p for p, _ in players], since
+    )
+    latencies: list[float] = []
+    seen = unseen = 0
+    pushes = []
+    for slug, workers in zip(slugs, results, strict=True):
+        samples = _samples(workers)
+        pushes.append(len(samples))
+        got, s_seen, s_unseen = _latencies(workers, *_first_versions(commits[slug], samples))
+        latencies += got
+        seen += s_seen
+        unseen += s_unseen
+    refused: dict[str, int] = {}
+    for reply in replies:
+        for reason, n in reply["refused"].items():
+            refused[reason] = refused.get(reason, 0) + n
+    connected = {
+        "ready": sum(r["ready"] for r in replies),
+        "refused": refused,
+        "connect_seconds": max(r["connect_seconds"] for r in replies),
+    }
+    lat = (latencies, seen, unseen)
+    workers_all = [w for workers in results for w in workers]
+    summary = {
+        **_summary(per * len(slugs), connected, workers_all, lat),
+        "boards": slugs,
+        "completions": len(commits[slugs[0]]),
+        "completion_statuses": statuses,
+        "pushes_per_group": pushes,
+        "server_cpu_percent": cpu,
+        "driver_cpu_percent": round(100 * parent_cpu / elapsed, 1),
+    }
+    return summary, lat
+
+
+def _pooled(runs: list[tuple[dict[str, Any], tuple[list[float], int, int]]]) -> dict[str, Any]:
+    latencies = [x for _, (lat, _, _) in runs for x in lat]
+    cpu = [r["server_cpu_percent"] for r, _ in runs]
+    return {
+        "p50_ms": _pct(latencies, 0.50),
+        "p99_ms": _pct(latencies, 0.99),
+        "max_ms": _pct(latencies, 1.0),
+        "pairs_seen": sum(seen for _, (_, seen, _) in runs),
+        "pairs_unseen": sum(unseen for _, (_, _, unseen) in runs),
+        "connected": min(r["connected"] for r, _ in runs),
+        "daphne_cpu_percent": round(sum(c["daphne"] for c in cpu) / len(cpu), 1),
+        "swarm_cpu_percent_total": round(
+            sum(r["swarm_cpu_percent_total"] for r, _ in runs) / len(runs), 1
+        ),
+        "driver_cpu_percent": round(sum(r["driver_cpu_percent"] for r, _ in runs) / len(runs), 1),
+        "runs": [r for r, _ in runs],
+    }
+
+
+async def _boards_fanout(
+    world: Any,
+    players: list[tuple[str, str]],
+    slugs: list[str],
+    layout: tuple[int, int],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """`--board-rounds` rounds of (B x N on one board, N on each of B boards), the order
+    reversed every other round; pooled p99 of each layout and their ratio."""
+    count, per = layout
+    if count > len(slugs):
+        raise ValueError(f"--board-viewers asks for {count} boards; the scenario has {len(slugs)}")
+    chosen = slugs[:count]
+    layouts = {"one board": [chosen[0]] * count, "each board": chosen}
+    # Not counted: every board's period index is warm and each daphne process reads them.
+    await _drive(world.stack, players, args.rate, 1.0)
+    await asyncio.sleep(2.0)
+    runs: dict[str, list[Any]] = {name: [] for name in layouts}
+    for round_ in range(max(1, args.board_rounds)):
+        order = list(layouts) if round_ % 2 == 0 else list(reversed(layouts))
+        for name in order:
+            print(f"   boards: {name}, {count} x {per} viewers (round {round_ + 1})", flush=True)
+            runs[name].append(await _board_run(layouts[name], per, world, players, args))
+            await asyncio.sleep(3.0)
+    one, each = _pooled(runs["one board"]), _pooled(runs["each board"])
+    ratio = round(each["p99_ms"] / one["p99_ms"], 2) if each["p99_ms"] and one["p99_ms"] else None
+    per_round = [
+        round(e["p99_ms"] / o["p99_ms"], 2) if e["p99_ms"] and o["p99_ms"] else None
+        for (o, _), (e, _) in zip(runs["one board"], runs["each board"], strict=True)
+    ]
+    return {
+        "boards": chosen,
+        "viewers_per_board": per,
+        "sockets": count * per,
+        "rounds": max(1, args.board_rounds),
+        "one board": one,
+        "each board": each,
+        "p99_ratio": ratio,
+        "p99_ratio_of_each_round": per_round,
+        "target_ratio": BOARDS_VS_ONE,
+        "met": bool(
+            ratio is not None
+            and ratio <= BOARDS_VS_ONE
+            and one["pairs_unseen"] == 0
+            and each["pairs_unseen"] == 0
+            and one["connected"] == each["connected"] == count * per
+        ),
+    }
+
+
 async def fanout(world: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Commit-to-viewer latency at each viewer count, service against the raw server."""
+    from django.conf import settings
+
     sizes = [int(v) for v in str(args.viewers).split(",") if v.strip()]
     players = await asyncio.to_thread(_players, world)
+    slugs = await asyncio.to_thread(_boards_in_place)
+    await asyncio.sleep(settings.BOARDS_CACHE_SECONDS + 0.5)  # every process sees them
     rows = []
     for n in sizes:
         print(f"   {n} viewers: raw baseline", flush=True)
@@ -556,8 +776,12 @@ async def fanout(world: Any, args: argparse.Namespace) -> dict[str, Any]:
         "rate_per_s": args.rate,
         "seconds": args.seconds,
         "daphne_processes": len(world.stack.ws_ports),
+        "boards_in_place": ["global", *slugs],
         "sizes": rows,
     }
+    layout = _parse_board_viewers(getattr(args, "board_viewers", "") or "")
+    if layout:
+        result["boards"] = await _boards_fanout(world, players, slugs, layout, args)
     if args.idle:
         print(
             f"   {args.idle} idle sockets on one daphne process and on the raw server", flush=True
@@ -584,6 +808,29 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {s['server_cpu_percent']['daphne']} "
             f"| {s['swarm_cpu_percent_total']} / {r['swarm_cpu_percent_total']} "
             f"| {s['rss_per_socket_kib']} / {r['rss_per_socket_kib']} |"
+        )
+    if "boards" in result:
+        b = result["boards"]
+        lines.append("")
+        lines.append(
+            "| boards | viewers | connected | p50 / p99 ms (each run's p99) | unseen pairs "
+            "| pushes per group | daphne CPU % | swarm CPU % |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for name in ("one board", "each board"):
+            r = b[name]
+            boards = b["boards"][:1] if name == "one board" else b["boards"]
+            runs = ", ".join(str(x["p99_ms"]) for x in r["runs"])
+            lines.append(
+                f"| {name}: {', '.join(boards)} | {b['sockets']} | {r['connected']} "
+                f"| {r['p50_ms']} / {r['p99_ms']} ({runs}) "
+                f"| {r['pairs_unseen']} of {r['pairs_seen'] + r['pairs_unseen']} "
+                f"| {'; '.join(str(x['pushes_per_group']) for x in r['runs'])} "
+                f"| {r['daphne_cpu_percent']} | {r['swarm_cpu_percent_total']} |"
+            )
+        lines.append(
+            f"Ratio of p99 (each board / one board): {b['p99_ratio']} "
+            f"(each round: {b['p99_ratio_of_each_round']})."
         )
     if "idle" in result:
         idle = result["idle"]

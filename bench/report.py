@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# Commit-to-viewer p99 targets by audience size (SPEC.md and issue 10).
-FANOUT_P99_MS = {1000: 100.0, 5000: 250.0, 10000: 500.0}
+# Commit-to-viewer p99 targets by audience size (SPEC.md and issue 10), up to 5,000.
+FANOUT_P99_MS = {1000: 100.0, 5000: 250.0}
 FANOUT_VS_RAW = 3.0
+# Above 5,000 viewers the target is a ratio alone (SPEC.md "Capacity", issue 24): p99 at
+# most 3x (aim 2x) that of the raw server behind the same nginx, in the same run.
+FANOUT_LARGE_VS_RAW_NGINX = 3.0
+FANOUT_LARGE_AIM = 2.0
 MEMORY_VS_RAW = 2.0
 
 
@@ -186,11 +190,12 @@ def _write_rows(write: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def _fanout_target(viewers: int) -> float:
+def _fanout_target(viewers: int) -> float | None:
+    """The p99 bound in ms, or None above 5,000 viewers (a ratio to raw behind nginx)."""
     for size in sorted(FANOUT_P99_MS):
         if viewers <= size:
             return FANOUT_P99_MS[size]
-    return FANOUT_P99_MS[max(FANOUT_P99_MS)]
+    return None
 
 
 def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
@@ -198,14 +203,34 @@ def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
     for size in fanout["sizes"]:
         n, s, raw, rn = size["viewers"], size["service"], size["raw"], size["raw_through_nginx"]
         limit = _fanout_target(n)
-        ratio = size["p99_vs_raw"]
-        met = (
-            s["p99_ms"] is not None
-            and s["p99_ms"] <= limit
-            and ratio is not None
-            and ratio <= FANOUT_VS_RAW
-            and s["pairs_unseen"] == 0
-        )
+        seen_all = s["pairs_unseen"] == 0
+        aim = None
+        if limit is None:
+            ratio = size["p99_vs_raw_through_nginx"]
+            met = ratio is not None and ratio <= FANOUT_LARGE_VS_RAW_NGINX and seen_all
+            aim = ratio is not None and ratio <= FANOUT_LARGE_AIM
+            baseline = (
+                f"raw `websockets` server behind the same nginx p99 {rn['p99_ms']} ms "
+                f"(direct {raw['p99_ms']} ms, ratio {size['p99_vs_raw']})"
+            )
+            target = (
+                f"p99 <= {FANOUT_LARGE_VS_RAW_NGINX:g}x raw behind nginx (aim "
+                f"{FANOUT_LARGE_AIM:g}x), every pair seen"
+            )
+        else:
+            ratio = size["p99_vs_raw"]
+            met = (
+                s["p99_ms"] is not None
+                and s["p99_ms"] <= limit
+                and ratio is not None
+                and ratio <= FANOUT_VS_RAW
+                and seen_all
+            )
+            baseline = (
+                f"raw `websockets` server p99 {raw['p99_ms']} ms (behind nginx "
+                f"{rn['p99_ms']} ms, ratio {size['p99_vs_raw_through_nginx']})"
+            )
+            target = f"p99 <= {limit:g} ms, <= {FANOUT_VS_RAW:g}x raw, every pair seen"
         generator = (
             f"swarm {s['swarm_cpu_percent_total'] / 100:.2f} + driver "
             f"{s['driver_cpu_percent'] / 100:.2f} (raw's swarm "
@@ -218,11 +243,10 @@ def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
                 measured=f"p50 {s['p50_ms']} / p99 {s['p99_ms']} ms; {s['connected']:,} "
                 f"connected; unseen pairs {s['pairs_unseen']:,} of "
                 f"{s['pairs_seen'] + s['pairs_unseen']:,}",
-                baseline=f"raw `websockets` server p99 {raw['p99_ms']} ms (behind nginx "
-                f"{rn['p99_ms']} ms, ratio {size['p99_vs_raw_through_nginx']})",
+                baseline=baseline,
                 ratio=_num(ratio),
-                target=f"p99 <= {limit:g} ms, <= {FANOUT_VS_RAW:g}x raw, every pair seen",
-                met=_yes(met),
+                target=target,
+                met=_yes(met, aim),
                 generator_cpu=generator,
             )
         )
@@ -245,6 +269,8 @@ def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
                 generator_cpu="",
             )
         )
+    if "boards" in fanout:
+        rows.append(_fanout_boards_row(fanout["boards"], fanout["rate_per_s"]))
     if "idle" in fanout:
         idle = fanout["idle"]
         d, r = idle["daphne"], idle["raw"]
@@ -261,6 +287,36 @@ def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+
+
+def _fanout_boards_row(b: dict[str, Any], rate: float) -> Row:
+    one, each = b["one board"], b["each board"]
+
+    def shown(r: dict[str, Any]) -> str:
+        runs = ", ".join(str(x["p99_ms"]) for x in r["runs"])
+        return (
+            f"p50 {r['p50_ms']} / p99 {r['p99_ms']} ms (runs' p99 {runs}); "
+            f"{r['connected']:,} connected; unseen pairs {r['pairs_unseen']:,} of "
+            f"{r['pairs_seen'] + r['pairs_unseen']:,}; daphne CPU {r['daphne_cpu_percent']} %"
+        )
+
+    count, per = len(b["boards"]), b["viewers_per_board"]
+    return Row(
+        figure=f"fan-out on boards: {per:,} viewers on each of {count} boards at once "
+        f"({b['sockets']:,} sockets, `/ws/boards/<slug>/`), {rate:g} completions/s crediting "
+        f"each, {b['rounds']} x 2 alternating runs",
+        measured=shown(each),
+        baseline=f"{b['sockets']:,} viewers on one board (`{b['boards'][0]}`): " + shown(one),
+        ratio=f"{_num(b['p99_ratio'])} (each round: "
+        + ", ".join(_num(x) for x in b["p99_ratio_of_each_round"])
+        + ")",
+        target=f"p99 <= {b['target_ratio']:g}x of {b['sockets']:,} on one board, every pair "
+        "seen, all connected",
+        met=_yes(b["met"]),
+        generator_cpu=f"swarm {each['swarm_cpu_percent_total'] / 100:.2f} + driver "
+        f"{each['driver_cpu_percent'] / 100:.2f} (one board's swarm "
+        f"{one['swarm_cpu_percent_total'] / 100:.2f})",
+    )
 
 
 def _index_row(size: dict[str, Any]) -> Row:
