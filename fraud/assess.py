@@ -251,7 +251,7 @@ def _decision_record(log: FraudLog, *, risk: float, blocked: bool) -> datetime |
     for f in fields:
         f.pre_save(log, add=True)  # created_at, as save() would set it
     values = [f.get_db_prep_save(getattr(log, f.attname), connection) for f in fields]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(f.column or f.attname) for f in fields)
     table = profile.db_table
     at = log.created_at
     user_id = profile.pk.get_db_prep_value(log.user_id, connection)

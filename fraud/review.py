@@ -268,8 +268,12 @@ def reviews_due(*, now: datetime | None = None) -> int:
     reviewed = 0
     for user_id, flagged_at in due:
         user = users.get(user_id)
-        if user is not None and user_review(
-            user_id=user_id, key=review_key(flagged_at), user=user, population=population
+        if (
+            user is not None
+            and flagged_at is not None
+            and user_review(
+                user_id=user_id, key=review_key(flagged_at), user=user, population=population
+            )
         ):
             reviewed += 1
     return reviewed
