@@ -10,6 +10,8 @@ round trip; threads overlap those waits and keep nginx's upstream connections al
 import os
 from typing import Any
 
+from gunicorn import glogging
+
 from core.logs import logging_config
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
@@ -33,7 +35,20 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "1") == "1"
 # nginx logs every request, with its request id, status and upstream time, so gunicorn
 # writes no access line of its own by default (a line a request is CPU on the worker
 # that serves it). GUNICORN_ACCESS_LOG=1 turns it on, for gunicorn served without nginx.
-accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
+ACCESS_LOG = os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1"
+accesslog = "-" if ACCESS_LOG else None
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger, writing access lines only with GUNICORN_ACCESS_LOG=1 (with a
+    `logconfig_dict`, below, gunicorn would write them whatever `accesslog` says)."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if ACCESS_LOG:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = Logger
 # No query string in access logs: tokens must never be written to a log. In JSON the
 # fields come from core.logs.GunicornAccessFilter, which keeps the same safe atoms.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'

@@ -103,6 +103,8 @@ def test_it_logs_json_lines_with_the_request_id_it_returns(stack: Stack) -> None
     fields = mine[0].split()
     assert fields[1:4] == ['"GET', '/api/v1/no-such-thing/"', "404"], mine[0]
     assert float(fields[-2]) >= 0  # $upstream_response_time: gunicorn answered it
+    gunicorn = Path(stack.workdir) / "gunicorn-0.log"
+    assert '"gunicorn.access"' not in gunicorn.read_text()  # nginx's line is the access log
 
 
 def test_staff_log_in_to_the_admin_through_nginx_on_its_own_port(stack: Stack) -> None:
