@@ -29,9 +29,8 @@ from urllib.parse import urlparse
 
 from bench import writer
 from bench.fanout import _children, _cpu_seconds
-from bench.scenarios import BENCH_ACTION, World
+from bench.scenarios import BENCH_ACTION, BOARDS, World
 
-BOARDS = {"daily": "day", "weekly": "week", "monthly": "month"}
 CPU_RATIO_LIMIT = 1.2
 
 

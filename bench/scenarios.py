@@ -30,6 +30,7 @@ STACK_ENV = {
 BENCH_ACTION = "bench-click"
 HOT_USER = "benchhot"
 FARM = "benchfarm"
+BOARDS = {"daily": "day", "weekly": "week", "monthly": "month"}
 FARM_ADDRESS = "127.2.0.1"
 
 
@@ -72,9 +73,14 @@ class World:
         from accounts.models import User
         from accounts.tokens import access_token_for
         from actions.models import ActionType
+        from leaderboard.boards import board_save
         from scoreboard.models import ScoreEntry
         from scoreboard.services import ledger_award
 
+        # Boards in place: every completion credits `global` and a daily, a weekly and a
+        # monthly board (each counting every action type).
+        for slug, period in BOARDS.items():
+            board_save(slug=slug, title=f"Bench {period}", period=period, is_active=True)
         ActionType.objects.update_or_create(
             id=BENCH_ACTION,
             defaults={
