@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--board-rounds",
         type=int,
-        default=2,
-        help="rounds of the two board layouts, alternating (default 2)",
+        default=3,
+        help="rounds of the two board layouts, alternating (default 3)",
     )
     parser.add_argument(
         "--idle",
