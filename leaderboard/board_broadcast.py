@@ -66,7 +66,7 @@ def board_snapshot(slug: str) -> tuple[str, Span | None, list[Mapping[str, Any]]
     board = active_boards.get(slug)
     tracked = current_of(board, timezone.now())
     try:
-        named = period_named(slug, "current")
+        named = period_named(slug, "current", recent=True)
     except PeriodNotFoundError:  # a season before its start
         named = None
     if named is None:

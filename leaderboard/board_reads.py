@@ -100,9 +100,13 @@ def board_detail(slug: str, *, now: datetime | None = None) -> dict[str, Any]:
     return {**board_payload(board, now=now), "previous": shown, "serverTime": now}
 
 
-def period_named(slug: str, name: str, *, now: datetime | None = None) -> Named:
+def period_named(
+    slug: str, name: str, *, now: datetime | None = None, recent: bool = False
+) -> Named:
     """The period `name` of board `slug`: `current`, `previous` or a key. Raises 404
-    `board_not_found` / `period_not_found`, or 400 for a key this board cannot have."""
+    `board_not_found` / `period_not_found`, or 400 for a key this board cannot have.
+    `recent`: the period's row may be up to BOARDS_CACHE_SECONDS old
+    (`ActiveBoards.period_recent`, for the sockets' pushes)."""
     close_due_when_embedded()
     now = now or timezone.now()
     board = active_boards.get(slug)
@@ -126,7 +130,11 @@ def period_named(slug: str, name: str, *, now: datetime | None = None) -> Named:
         return Named(board, span, None)
     if span.starts_at is not None and span.starts_at > now:
         raise PeriodNotFoundError("This period has not started yet.")
-    period = Period.objects.filter(board=board, key=span.key).first()
+    period = (
+        active_boards.period_recent(board, span)
+        if recent
+        else Period.objects.filter(board=board, key=span.key).first()
+    )
     if period is None:
         held = name in ("current", "previous") or span == current_of(board, now)
         if not held:

@@ -174,13 +174,15 @@ def season_end_now(
 class ActiveBoards:
     """The active boards as this process knows them, re-read at most every
     BOARDS_CACHE_SECONDS (a change made here is seen at once; one made by another
-    process within that time), with the ids of the periods it has credited."""
+    process within that time), with the ids of the periods it has credited and the rows
+    of the periods its sockets show."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._boards: list[Board] = []
         self._read_at = float("-inf")
         self._periods: dict[tuple[int, str], int] = {}
+        self._rows: dict[tuple[int, str], tuple[float, Period]] = {}
 
     def all(self) -> list[Board]:
         now = time.monotonic()
@@ -219,10 +221,28 @@ class ActiveBoards:
                 self._periods[key] = found
         return found
 
+    def period_recent(self, board: Board, span: Span) -> Period | None:
+        """The row of `board`'s period `span` as read at most BOARDS_CACHE_SECONDS ago
+        (None: it has none yet). For the sockets' pushes, several a second a board: a
+        close or a revision shows in them that much later (a change made in this
+        process, at once)."""
+        key, now = (board.pk, span.key), time.monotonic()
+        hit = self._rows.get(key)
+        if hit is not None and now - hit[0] <= settings.BOARDS_CACHE_SECONDS:
+            return hit[1]
+        row = Period.objects.filter(board=board, key=span.key).first()
+        if row is not None:
+            with self._lock:
+                if len(self._rows) > 1_000:
+                    self._rows = {}
+                self._rows[key] = (now, row)
+        return row
+
     def forget(self) -> None:
         with self._lock:
             self._read_at = float("-inf")
             self._periods = {}
+            self._rows = {}
 
 
 active_boards = ActiveBoards()

@@ -35,7 +35,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.dbwait import wait_budget
 from core.enqueue import task_enqueue
-from leaderboard.boards import period_row
+from leaderboard.boards import active_boards, period_row
 from leaderboard.models import GLOBAL, Board, Period, PeriodCredit, PeriodRevision, Standing
 from leaderboard.period_index import period_index_cold, period_index_drop, period_index_is_cold
 from leaderboard.periods import span_at, spans_ended
@@ -171,6 +171,7 @@ def period_close(period_id: int, *, now: datetime | None = None) -> Closed | Non
         period.participants, period.checksum, period.closed_at = participants, checksum, now
         period.save(update_fields=["state", "revision", "participants", "checksum", "closed_at"])
         transaction.on_commit(lambda: _drop_index(period_id))
+        transaction.on_commit(active_boards.forget)  # the rows this process shows
     logger.info(
         "closed %s %s: %s participants, checksum %s",
         period.board.slug,
@@ -270,6 +271,7 @@ def period_revise(period_id: int, *, cause: str) -> int | None:
         )
         period.revision, period.participants, period.checksum = revision, participants, checksum
         period.save(update_fields=["revision", "participants", "checksum"])
+        transaction.on_commit(active_boards.forget)
     logger.info("period %s: revision %s (%s)", period_id, revision, cause)
     return revision
 

@@ -238,3 +238,37 @@ def test_with_redis_down_a_completion_still_counts_on_every_board(  # type: igno
     }
     page = api_client.get("/api/v1/boards/daily/entries/").json()
     assert [(e["username"], e["score"]) for e in page["entries"]] == [("bob", 50), ("alice", 5)]
+
+
+def test_a_board_push_reads_its_period_row_once_a_cache_window(settings) -> None:  # type: ignore[no-untyped-def]
+    """The sockets' pushes (several a second a board) read the period's row at most once
+    per BOARDS_CACHE_SECONDS; a close in this process is seen at once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from leaderboard.board_broadcast import board_snapshot
+    from leaderboard.boards import active_boards
+    from leaderboard.closing import period_close
+    from scoreboard.services import ledger_award
+
+    settings.BOARDS_CACHE_SECONDS = 60
+    board_save(slug="daily", title="Today", period="day")
+    alice = UserFactory(username="alice")
+    ledger_award(user_id=alice.pk, delta=5, action_id="click")
+    board_snapshot("daily")  # the period's row and index, made on first use
+
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(5):
+            board_snapshot("daily")
+    periods = [q["sql"] for q in captured if 'FROM "leaderboard_period"' in q["sql"]]
+    assert periods == []  # read once before, kept for the window
+
+    period = Period.objects.get(board__slug="daily")
+    Period.objects.filter(pk=period.pk).update(ends_at=timezone.now() - timedelta(seconds=10))
+    active_boards.forget()  # (the row was changed behind the cache's back above)
+    board_snapshot("daily")
+    assert period_close(period.pk, now=timezone.now()) is not None
+    # The close forgot the cached row: the next push reads it again.
+    with CaptureQueriesContext(connection) as captured:
+        board_snapshot("daily")
+    assert [q for q in captured if 'FROM "leaderboard_period"' in q["sql"]]
