@@ -231,7 +231,7 @@ http {{
     upstream ws {{ {servers(ws, f" max_conns={max_conns}")} }}
     map $http_upgrade $connection_upgrade {{ default upgrade; "" close; }}
     map "$http_authorization$cookie_sessionid" $scoreboard_credentials {{ default 1; "" 0; }}
-    proxy_cache_path {temp}/reads levels=1 keys_zone=reads:10m max_size=64m inactive=10s
+    proxy_cache_path {temp}/reads levels=1 keys_zone=reads:10m max_size=64m inactive=10m
         use_temp_path=off;
     server {{
         listen 127.0.0.1:{port} reuseport backlog=4096;
