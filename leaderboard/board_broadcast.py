@@ -59,10 +59,10 @@ def _period_frame(span: Span | None) -> dict[str, Any] | None:
     return {"key": span.key, "endsAt": span.ends_at.isoformat() if span.ends_at else None}
 
 
-def board_snapshot(slug: str) -> tuple[str, Span | None, list[Mapping[str, Any]], int]:
-    """The snapshot frame of a board's current period, with the period it tracks (None
-    outside a season's dates: an ended season shows its final standings), the top and
-    the version it showed. Runs in a thread (it may read PostgreSQL)."""
+def board_top(slug: str) -> tuple[Span | None, Span | None, list[Mapping[str, Any]], int]:
+    """A board's current period as its sockets show it: the period it tracks (None
+    outside a season's dates: an ended season shows its final standings), the period
+    shown, the top and its version. Runs in a thread (it may read PostgreSQL)."""
     board = active_boards.get(slug)
     tracked = current_of(board, timezone.now())
     try:
@@ -70,11 +70,15 @@ def board_snapshot(slug: str) -> tuple[str, Span | None, list[Mapping[str, Any]]
     except PeriodNotFoundError:  # a season before its start
         named = None
     if named is None:
-        entries: list[Mapping[str, Any]] = []
-        version, shown = 0, None
-    else:
-        page = named_page(named, offset=0, limit=settings.LEADERBOARD_TOP_N)
-        entries, version, shown = page["entries"], int(page["version"]), named.span
+        return tracked, None, [], 0
+    page = named_page(named, offset=0, limit=settings.LEADERBOARD_TOP_N)
+    return tracked, named.span, page["entries"], int(page["version"])
+
+
+def board_snapshot(slug: str) -> tuple[str, Span | None, list[Mapping[str, Any]], int]:
+    """The snapshot frame of a board's current period, with the period it tracks, the
+    top and the version it showed (`board_top`). Runs in a thread."""
+    tracked, shown, entries, version = board_top(slug)
     text = events.dumps(
         {
             "type": "leaderboard.snapshot",
@@ -187,7 +191,7 @@ class BoardBroadcaster:
             return frames
         if current is None:
             return frames
-        text, span, top, version = board_snapshot(view.slug)
+        span, _, top, version = board_top(view.slug)  # no snapshot frame built a turn
         if (top != view.top and version >= view.version) or span != view.span:
             frames.append(
                 events.dumps(
