@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,39 @@ def _server_groups(stack: Stack) -> dict[str, list[int]]:
     return groups
 
 
+@dataclass
+class Driven:
+    """A measured window of completions under the swarms' sockets."""
+
+    since: float
+    statuses: dict[int, int]
+    stopped: list[Any]  # each swarm's workers' results
+    cpu: dict[str, float]
+    parent_cpu: float
+    elapsed: float
+
+
+async def _driven(
+    stack: Stack,
+    players: list[tuple[str, str]],
+    args: argparse.Namespace,
+    groups: dict[str, list[int]],
+    swarms: list[Swarm],
+) -> Driven:
+    """Drive the completions, wait for the last coalesced push, stop the swarms: the
+    servers' and this process's CPU over the window."""
+    meter = Meter(groups)
+    since = time.time()
+    parent_cpu = time.process_time()
+    statuses = await _drive(stack, players, args.rate, args.seconds)
+    parent_cpu = time.process_time() - parent_cpu
+    await asyncio.sleep(1.5)  # the last coalesced push
+    stopped = await asyncio.gather(*(asyncio.to_thread(s.stop) for s in swarms))
+    return Driven(
+        since, statuses, list(stopped), meter.cpu_percent(), parent_cpu, time.time() - since
+    )
+
+
 async def _stack_run(
     n: int, world: Any, players: list[tuple[str, str]], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -483,17 +517,12 @@ async def _stack_run(
         rss_after = meter.rss()["daphne"]
         await asyncio.sleep(1.0)
         swarm.measure()
-        meter = Meter(groups)
-        since = time.time()
-        parent_cpu = time.process_time()
-        statuses = await _drive(stack, players, args.rate, args.seconds)
-        parent_cpu = time.process_time() - parent_cpu
-        await asyncio.sleep(1.5)  # the last coalesced push
-        workers = await asyncio.to_thread(swarm.stop)
-        cpu = meter.cpu_percent()
-        elapsed = time.time() - since
+        driven = await _driven(stack, players, args, groups, [swarm])
+        workers = driven.stopped[0]
     finally:
         await asyncio.to_thread(swarm.close)
+    since, statuses, cpu = driven.since, driven.statuses, driven.cpu
+    parent_cpu, elapsed = driven.parent_cpu, driven.elapsed
     commits = await asyncio.to_thread(_commits, [p for p, _ in players], since)
     samples = _samples(workers)
     lat = _latencies(workers, *_first_versions(commits, samples))
@@ -617,17 +646,12 @@ async def _board_run(
         await asyncio.sleep(1.0)
         for swarm in swarms:
             swarm.measure()
-        meter = Meter(groups)
-        since = time.time()
-        parent_cpu = time.process_time()
-        statuses = await _drive(stack, players, args.rate, args.seconds)
-        parent_cpu = time.process_time() - parent_cpu
-        await asyncio.sleep(1.5)  # the last coalesced push
-        results = await asyncio.gather(*(asyncio.to_thread(s.stop) for s in swarms))
-        cpu = meter.cpu_percent()
-        elapsed = time.time() - since
+        driven = await _driven(stack, players, args, groups, swarms)
+        results = driven.stopped
     finally:
         await asyncio.gather(*(asyncio.to_thread(s.close) for s in swarms))
+    since, statuses, cpu = driven.since, driven.statuses, driven.cpu
+    parent_cpu, elapsed = driven.parent_cpu, driven.elapsed
     commits = await asyncio.to_thread(
         _board_commits, sorted(set(slugs)), [p for p, _ in players], since
     )

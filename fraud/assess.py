@@ -316,11 +316,11 @@ def _log_decision(
     user_agent: str,
     details: dict[str, Any],
     event_key: str,
-) -> tuple[FraudLog, bool]:
+) -> FraudLog:
     """A flagged or blocked completion's log and profile, in the caller's transaction.
     After commit, the first flag or block of the user's review window asks for the
     batch of due reviews (`reviews_due_queue`); a later one in the window would find
-    the same review. Returns the log and whether it was the window's first."""
+    the same review."""
     log = FraudLog(
         user_id=user_id,
         completion_id=completion_id,
@@ -334,10 +334,9 @@ def _log_decision(
         event_key=event_key,
     )
     before = _decision_record(log, risk=risk.score, blocked=event == FraudLog.Event.BLOCKED)
-    first = before is None or _window(before) != _window(log.created_at)
-    if first:
+    if before is None or review_window(before) != review_window(log.created_at):
         after_commit(reviews_due_queue, at=log.created_at)
-    return log, first
+    return log
 
 
 def fraud_log_flagged(
@@ -350,7 +349,7 @@ def fraud_log_flagged(
     details: dict[str, Any],
 ) -> FraudLog:
     """Record a flagged completion, in the completion's transaction; queue its review."""
-    log, _ = _log_decision(
+    return _log_decision(
         event=FraudLog.Event.FLAGGED,
         user_id=user_id,
         completion_id=completion_id,
@@ -360,7 +359,6 @@ def fraud_log_flagged(
         details=details,
         event_key=f"flagged:{completion_id}",
     )
-    return log
 
 
 def fraud_log_blocked(
@@ -377,7 +375,7 @@ def fraud_log_blocked(
     (batched: `_queue_batch`). Nothing reaches the ledger."""
     try:
         with transaction.atomic():
-            log, _ = _log_decision(
+            log = _log_decision(
                 event=FraudLog.Event.BLOCKED,
                 user_id=user_id,
                 completion_id=None,
@@ -393,8 +391,9 @@ def fraud_log_blocked(
     return log
 
 
-def _window(at: datetime) -> int:
-    """The review window (FRAUD_REVIEW_WINDOW_SECONDS) `at` falls in."""
+def review_window(at: datetime) -> int:
+    """The review window (FRAUD_REVIEW_WINDOW_SECONDS) `at` falls in: a flagged user is
+    reviewed once a window."""
     return int(at.timestamp() // settings.FRAUD_REVIEW_WINDOW_SECONDS)
 
 

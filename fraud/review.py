@@ -18,7 +18,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from fraud.assess import ROLLING_WEIGHT, alerts_queue, review_queue
+from fraud.assess import ROLLING_WEIGHT, alerts_queue, review_queue, review_window
 from fraud.models import AuditEvent, FraudLog, RiskProfile
 from fraud.rules import RuleResult, combine, timer_share
 from fraud.signals import ip_prefix
@@ -246,7 +246,7 @@ def user_review(
 def review_key(flagged_at: datetime) -> str:
     """The key of a flagged user's live review: one a user and FRAUD_REVIEW_WINDOW_SECONDS
     window, however many flags and blocks the window brings."""
-    return f"live:{int(flagged_at.timestamp() // settings.FRAUD_REVIEW_WINDOW_SECONDS)}"
+    return f"live:{review_window(flagged_at)}"
 
 
 def reviews_due(*, now: datetime | None = None) -> int:

@@ -233,7 +233,7 @@ def test_flags_ask_for_reviews_once_per_user_and_window(mallory, alice, monkeypa
     asked: list[object] = []
     monkeypatch.setattr(fraud.assess, "reviews_due_queue", lambda *, at: asked.append(at))
     logs = [_flag(mallory) for _ in range(5)]
-    windows = {fraud.assess._window(log.created_at) for log in logs}
+    windows = {fraud.assess.review_window(log.created_at) for log in logs}
     # Once per window the flags fell in (two if a minute turned mid-test), not five.
     assert len(asked) == len(windows)
     _flag(alice)
