@@ -2,7 +2,8 @@
 
 An access token names its user; whether that user was banned, deactivated or deleted
 since the token was issued is the one thing authentication must still look up. This
-module answers it in one Redis round trip:
+module answers it in one Redis round trip (`account_state`), or as one command of the
+caller's (`account_state_ahead`):
 
   <REDIS_KEY_PREFIX>:acct:blocked   hash   user id -> "banned" | "inactive"
   <REDIS_KEY_PREFIX>:acct:deleted   zset   user id -> when the account was deleted
@@ -26,12 +27,15 @@ import logging
 import secrets
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
+from redis.exceptions import NoScriptError
 
 from core import metrics
+from core.redis_batch import redis_later
 from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 
@@ -80,13 +84,64 @@ def account_state(user_id: uuid.UUID | str) -> str | None:
             keys=[keys["ready"], keys["blocked"], keys["deleted"]], args=[str(user_id)]
         )
     except Exception:
-        metrics.backing_service_errors.labels("redis").inc()
-        logger.warning("account state unavailable; reading the user row instead")
+        _unavailable()
         return None
+    return _state_of(found)
+
+
+@dataclass
+class StateAhead:
+    """An account's state read ahead, in the caller's Redis round trip."""
+
+    user_id: str
+    found: str | None = None  # as `account_state` answers, once `heard`
+    heard: bool = False
+
+
+def account_state_ahead(user_id: uuid.UUID | str) -> StateAhead:
+    """Queue `account_state`'s lookup in the enclosing `redis_batch()`, so that it shares
+    the round trip of the commands queued with it; its answer is in `found` once the
+    block has ended (`heard`). Outside a block it is read now."""
+    ahead = StateAhead(user_id=str(user_id))
+    if settings.EMBEDDED:
+        ahead.heard = True
+        return ahead
+    named = _keys()
+    keys = [named["ready"], named["blocked"], named["deleted"]]
+    script = redis_script(_client(), _LOOKUP)
+
+    def queue(pipe: Any) -> None:
+        # Not `script(..., client=pipe)`: a pipeline that runs a script first asks Redis
+        # whether it is loaded, a round trip more.
+        pipe.evalsha(script.sha, len(keys), *keys, ahead.user_id)
+
+    def done(replies: list[Any] | Exception) -> None:
+        ahead.heard = True
+        reply = replies if isinstance(replies, Exception) else replies[0]
+        try:
+            if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts
+                reply = script(keys=keys, args=[ahead.user_id])
+            elif isinstance(reply, Exception):
+                raise reply
+        except Exception:
+            _unavailable()  # `found` stays None: the row is read
+            return
+        ahead.found = _state_of(reply)
+
+    redis_later(queue, done)
+    return ahead
+
+
+def _unavailable() -> None:
+    metrics.backing_service_errors.labels("redis").inc()
+    logger.warning("account state unavailable; reading the user row instead")
+
+
+def _state_of(found: Any) -> str | None:
     if found is None:
         account_state_rebuild()
         return None
-    return found.decode() if isinstance(found, bytes) else found
+    return found.decode() if isinstance(found, bytes) else str(found)
 
 
 def account_state_set(user_id: uuid.UUID | str, state: str) -> None:

@@ -136,6 +136,10 @@ class IndexEntry:
     score: int
 
 
+# A page's answer: (entries, total ranked users, index version).
+PageRead = tuple[list[IndexEntry], int, int]
+
+
 @dataclass(frozen=True)
 class HeldPage:
     tag: bytes  # generation, version and Redis run_id of the index it was read from
@@ -308,27 +312,49 @@ class RedisIndex:
             raise IndexColdError
         return applied == 1, (int(rank) + 1 if rank >= 0 else None)
 
-    def page(self, *, offset: int, limit: int) -> tuple[list[IndexEntry], int, int]:
+    def page(self, *, offset: int, limit: int) -> PageRead:
         """(entries, total ranked users, index version) for ranks offset+1..offset+limit.
 
         One script call either way: it sends the page only when the board changed since
         the copy this process holds (`PageMemory`), so a read always answers the board as
         the index holds it at that moment.
         """
+        keys, args, held = self._page_call(offset, limit)
+        return self._paged(self._script(PAGE)(keys=keys, args=args), held, offset, limit)
+
+    def page_queue(self, pipe: Any, *, offset: int, limit: int) -> Callable[[Any], PageRead]:
+        """`page` as one command of the caller's pipeline (`pipe`), for a read that sends
+        other commands in the same round trip. Returns the function that turns the
+        command's reply (or the exception in its place) into `page`'s answer; it raises
+        `IndexColdError` when the index is cold, and the reply's exception otherwise."""
+        keys, args, held = self._page_call(offset, limit)
+        script = self._script(PAGE)
+        # Not `script(..., client=pipe)`: see `apply_queue`.
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+        def answer(reply: Any) -> PageRead:
+            if isinstance(reply, NoScriptError):
+                reply = script(keys=keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+            return self._paged(reply, held, offset, limit)
+
+        return answer
+
+    def _page_call(self, offset: int, limit: int) -> tuple[list[str], list[Any], HeldPage | None]:
         k = self.keys
-        memory_key = (self.base, offset, limit)
-        held = page_memory.get(memory_key)
-        found = self._script(PAGE)(
-            keys=[k["ready"], k["v"], k["vrun"]],
-            args=[
-                self.generations,
-                offset,
-                offset + limit - 1,
-                held.tag if held else b"",
-                version_floor.value,
-                self.buckets,
-            ],
-        )
+        held = page_memory.get((self.base, offset, limit))
+        args = [
+            self.generations,
+            offset,
+            offset + limit - 1,
+            held.tag if held else b"",
+            version_floor.value,
+            self.buckets,
+        ]
+        return [k["ready"], k["v"], k["vrun"]], args, held
+
+    def _paged(self, found: Any, held: HeldPage | None, offset: int, limit: int) -> PageRead:
         if found[0] == 0:
             raise IndexColdError
         if found[0] == 2 and held is not None:
@@ -344,7 +370,7 @@ class RedisIndex:
             for i, value in enumerate(values)
         )
         page = HeldPage(tag=tag, entries=entries, total=int(total), version=int(version))
-        page_memory.put(memory_key, page)
+        page_memory.put((self.base, offset, limit), page)
         return list(entries), page.total, page.version
 
     def rank(self, *, user_id: uuid.UUID) -> tuple[int, int] | None:

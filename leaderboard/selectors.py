@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -15,7 +16,8 @@ from django.db.models import Max, Q
 
 from accounts.models import User
 from core import metrics
-from leaderboard.index import IndexColdError, IndexEntry, RedisIndex, version_floor
+from core.redis_batch import redis_later
+from leaderboard.index import IndexColdError, IndexEntry, PageRead, RedisIndex, version_floor
 from leaderboard.rebuild import leaderboard_index_cold
 from scoreboard.models import ScoreEntry
 
@@ -77,16 +79,61 @@ def _db_version() -> int:
     return version
 
 
-def leaderboard_page(*, offset: int, limit: int, index_only: bool = False) -> dict[str, Any]:
+@dataclass
+class PageAhead:
+    """A page of the board read ahead, in the caller's Redis round trip
+    (`leaderboard_page_ahead`): `read` answers it once that round trip is over."""
+
+    offset: int
+    limit: int
+    read: Callable[[], PageRead] | None = None  # None: not read ahead (no index)
+
+
+def leaderboard_page_ahead(*, offset: int, limit: int) -> PageAhead:
+    """Queue the read of ranks offset+1..offset+limit in the enclosing `redis_batch()`
+    (sent when the block ends, with the other commands queued there), for
+    `leaderboard_page(ahead=...)` to answer after it. Outside a block it is read now."""
+    ahead = PageAhead(offset=offset, limit=limit)
+    index = _index()
+    if index is None:
+        return ahead
+    answer: list[Callable[[Any], PageRead]] = []
+    heard: list[Any] = []
+
+    def queue(pipe: Any) -> None:
+        answer.append(index.page_queue(pipe, offset=offset, limit=limit))
+
+    def done(replies: list[Any] | Exception) -> None:
+        heard.append(replies if isinstance(replies, Exception) else replies[0])
+
+    def read() -> PageRead:
+        if not heard:  # queued, but the block that sends it has not ended
+            return index.page(offset=offset, limit=limit)
+        if not answer:  # the pipeline failed before this read was in it
+            raise heard[0]
+        return answer[0](heard[0])
+
+    redis_later(queue, done)
+    ahead.read = read
+    return ahead
+
+
+def leaderboard_page(
+    *, offset: int, limit: int, index_only: bool = False, ahead: PageAhead | None = None
+) -> dict[str, Any]:
     """Ranks offset+1..offset+limit with the total of ranked users and a version.
 
     With `index_only`, a cold index raises `IndexColdError` (after starting a rebuild) instead
-    of answering from PostgreSQL.
+    of answering from PostgreSQL. `ahead`: this page, already read in the caller's round
+    trip (`leaderboard_page_ahead`).
     """
     index = _index()
     if index is not None:
         try:
-            entries, total, version = index.page(offset=offset, limit=limit)
+            if ahead and ahead.read and ahead.offset == offset and ahead.limit == limit:
+                entries, total, version = ahead.read()
+            else:
+                entries, total, version = index.page(offset=offset, limit=limit)
             metrics.leaderboard_cache.labels("hit").inc()
             return {"entries": [_as_entry(e) for e in entries], "total": total, "version": version}
         except IndexColdError:
