@@ -551,9 +551,8 @@ def markdown(
         lines += [
             "",
             "Changed for the run (settings of the stack under benchmark: rate limits raised so "
-            "the work is measured, not the limiter; the IP-farm rule off because every "
-            "simulated player comes from 127.0.0.1; gunicorn's worker recycling off, see "
-            "bench/README.md): " + ", ".join(f"`{k}={v}`" for k, v in raised.items()) + ".",
+            "the work is measured, not the limiter (every fraud rule keeps its default "
+            "weight); gunicorn's worker recycling off, see bench/README.md): " + ", ".join(f"`{k}={v}`" for k, v in raised.items()) + ".",
             "",
         ]
     if meta.get("phase_seconds"):
