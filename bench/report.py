@@ -552,7 +552,9 @@ def markdown(
             "",
             "Changed for the run (settings of the stack under benchmark: rate limits raised so "
             "the work is measured, not the limiter (every fraud rule keeps its default "
-            "weight); gunicorn's worker recycling off, see bench/README.md): " + ", ".join(f"`{k}={v}`" for k, v in raised.items()) + ".",
+            "weight); gunicorn's worker recycling off, see bench/README.md): "
+            + ", ".join(f"`{k}={v}`" for k, v in raised.items())
+            + ".",
             "",
         ]
     if meta.get("phase_seconds"):

@@ -3,9 +3,10 @@
 Each daphne process keeps, per board that has viewers here, the top it last sent and the
 period it is in. A turn (on a wake-up after any committed change, at most once per
 LEADERBOARD_BROADCAST_INTERVAL_MS, at least once a second, and at each board's next
-boundary) reads the top of the board's current period (one Redis call, answered
-"unchanged" without a page when nothing moved: `PageMemory`) and, when it changed,
-writes one `leaderboard.update` to this process's viewers of that board. The version is
+boundary) reads the top of every watched board's current period (one thread hop and one
+Redis round trip for all of them, each page answered "unchanged" without its entries
+when nothing moved: `PageMemory`) and, for each board whose top changed, writes one
+`leaderboard.update` to this process's viewers of that board. The version is
 the period index's, which only grows (a new period's index starts above the old one's:
 both follow the Redis clock), so the turns of several processes need no coordination.
 
@@ -31,9 +32,18 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from core import metrics
+from core.redis_batch import redis_batch
 from leaderboard import events
-from leaderboard.board_reads import current_of, named_page, period_named, span_payload
+from leaderboard.board_reads import (
+    Named,
+    current_of,
+    named_page,
+    named_page_ahead,
+    period_named,
+    span_payload,
+)
 from leaderboard.boards import BoardNotFoundError, PeriodNotFoundError, active_boards
+from leaderboard.index import PageAhead
 from leaderboard.periods import Span
 from leaderboard.sockets import LocalViewers
 
@@ -59,20 +69,30 @@ def _period_frame(span: Span | None) -> dict[str, Any] | None:
     return {"key": span.key, "endsAt": span.ends_at.isoformat() if span.ends_at else None}
 
 
-def board_top(slug: str) -> tuple[Span | None, Span | None, list[Mapping[str, Any]], int]:
-    """A board's current period as its sockets show it: the period it tracks (None
-    outside a season's dates: an ended season shows its final standings), the period
-    shown, the top and its version. Runs in a thread (it may read PostgreSQL)."""
+def _current(slug: str) -> tuple[Span | None, Named | None]:
+    """The period a board's sockets track (None outside a season's dates: an ended
+    season shows its final standings) and the period they are shown, if any."""
     board = active_boards.get(slug)
     tracked = current_of(board, timezone.now())
     try:
-        named = period_named(slug, "current", recent=True)
+        return tracked, period_named(slug, "current", recent=True)
     except PeriodNotFoundError:  # a season before its start
-        named = None
+        return tracked, None
+
+
+def _top(
+    tracked: Span | None, named: Named | None, ahead: PageAhead | None = None
+) -> tuple[Span | None, Span | None, list[Mapping[str, Any]], int]:
     if named is None:
         return tracked, None, [], 0
-    page = named_page(named, offset=0, limit=settings.LEADERBOARD_TOP_N)
+    page = named_page(named, offset=0, limit=settings.LEADERBOARD_TOP_N, ahead=ahead)
     return tracked, named.span, page["entries"], int(page["version"])
+
+
+def board_top(slug: str) -> tuple[Span | None, Span | None, list[Mapping[str, Any]], int]:
+    """A board's current period as its sockets show it: the period it tracks, the
+    period shown, the top and its version. Runs in a thread (it may read PostgreSQL)."""
+    return _top(*_current(slug))
 
 
 def board_snapshot(slug: str) -> tuple[str, Span | None, list[Mapping[str, Any]], int]:
@@ -156,26 +176,60 @@ class BoardBroadcaster:
             if pause > 0:
                 await asyncio.sleep(pause)
             self.last_turn = time.monotonic()
-            for view in list(self.boards.values()):
-                try:
-                    frames = await sync_to_async(self._turn, thread_sensitive=False)(view)
-                    if frames:
-                        await view.viewers.deliver(*frames)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    metrics.backing_service_errors.labels("broadcaster").inc()
-                    logger.exception("board %s: broadcast turn failed", view.slug)
+            try:
+                turns = await sync_to_async(self.turn, thread_sensitive=False)(
+                    list(self.boards.values())
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                metrics.backing_service_errors.labels("broadcaster").inc()
+                logger.exception("boards' broadcast turn failed")
+                continue
+            for view, frames in turns:
+                if frames:
+                    await view.viewers.deliver(*frames)
 
-    def _turn(self, view: BoardView) -> list[str]:
-        """The frames to send this board's viewers now (runs in a thread)."""
+    def turn(self, views: list[BoardView]) -> list[tuple[BoardView, list[str]]]:
+        """Every watched board's frames for this turn, in one thread hop (runs in a
+        thread), with the pages of all of them read in one Redis round trip."""
         close_old_connections()
+        turns: list[tuple[BoardView, list[str]]] = []
+        due: list[tuple[BoardView, Span | None, Named | None]] = []
+        for view in views:
+            try:
+                frames = self._rollover(view)
+                if frames is None:
+                    due.append((view, *_current(view.slug)))
+                else:
+                    turns.append((view, frames))
+            except Exception:
+                metrics.backing_service_errors.labels("broadcaster").inc()
+                logger.exception("board %s: broadcast turn failed", view.slug)
+        with redis_batch():
+            aheads = [
+                named_page_ahead(named, offset=0, limit=settings.LEADERBOARD_TOP_N)
+                if named is not None
+                else None
+                for _, _, named in due
+            ]
+        for (view, tracked, named), ahead in zip(due, aheads, strict=True):
+            try:
+                turns.append((view, self._update(view, _top(tracked, named, ahead))))
+            except Exception:
+                metrics.backing_service_errors.labels("broadcaster").inc()
+                logger.exception("board %s: broadcast turn failed", view.slug)
+        return turns
+
+    def _rollover(self, view: BoardView) -> list[str] | None:
+        """The frames of a boundary the board's viewers have not seen yet (the rollover
+        and the new period's snapshot); [] when the board is gone or outside its dates;
+        None when the turn is an ordinary one (`_update`)."""
         try:
             board = active_boards.get(view.slug)
         except BoardNotFoundError:
             return []
         now = timezone.now()
-        frames: list[str] = []
         current = current_of(board, now)
         shown = view.span
         if (
@@ -184,14 +238,19 @@ class BoardBroadcaster:
             and shown.ends_at <= now
             and (current is None or current.key != shown.key)
         ):
-            frames.append(_rollover(view.slug, shown, current))
+            frames = [_rollover(view.slug, shown, current)]
             text, span, top, version = board_snapshot(view.slug)
             view.span, view.top, view.version = span, top, max(version, view.version)
             frames.append(text)
             return frames
-        if current is None:
-            return frames
-        span, _, top, version = board_top(view.slug)  # no snapshot frame built a turn
+        return [] if current is None else None
+
+    def _update(
+        self, view: BoardView, found: tuple[Span | None, Span | None, list[Mapping[str, Any]], int]
+    ) -> list[str]:
+        """The update frame of a board whose top (or period) changed, if it did."""
+        span, _, top, version = found
+        frames: list[str] = []
         if (top != view.top and version >= view.version) or span != view.span:
             frames.append(
                 events.dumps(

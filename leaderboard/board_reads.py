@@ -15,8 +15,9 @@ from core.errors import InvalidInputError
 from leaderboard import selectors
 from leaderboard.boards import PeriodNotFoundError, active_boards, period_row
 from leaderboard.closing import close_due_when_embedded
+from leaderboard.index import PageAhead
 from leaderboard.models import GLOBAL, Board, Period, Standing
-from leaderboard.period_reads import period_around, period_page, period_rank
+from leaderboard.period_reads import period_around, period_page, period_page_ahead, period_rank
 from leaderboard.periods import PeriodKeyError, Span, span_at, span_before, span_of_key
 
 
@@ -143,11 +144,21 @@ def period_named(
     return Named(board, span, period)
 
 
-def named_page(named: Named, *, offset: int, limit: int) -> dict[str, Any]:
+def named_page_ahead(named: Named, *, offset: int, limit: int) -> PageAhead | None:
+    """Queue `named_page`'s Redis read in the enclosing `redis_batch()`, for
+    `named_page(ahead=...)` (several boards' pages in one round trip)."""
     if named.period is None:
-        page = selectors.leaderboard_page(offset=offset, limit=limit)
+        return selectors.leaderboard_page_ahead(offset=offset, limit=limit)
+    return period_page_ahead(named.period, offset=offset, limit=limit)
+
+
+def named_page(
+    named: Named, *, offset: int, limit: int, ahead: PageAhead | None = None
+) -> dict[str, Any]:
+    if named.period is None:
+        page = selectors.leaderboard_page(offset=offset, limit=limit, ahead=ahead)
     else:
-        page = period_page(named.period, offset=offset, limit=limit)
+        page = period_page(named.period, offset=offset, limit=limit, ahead=ahead)
     return {
         "board": named.board.slug,
         "period": named.payload(),

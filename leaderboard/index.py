@@ -61,6 +61,7 @@ from typing import Any
 from django.conf import settings
 from redis.exceptions import NoScriptError
 
+from core.redis_batch import redis_later
 from core.redis_client import redis_strict
 from core.redis_scripts import redis_script
 from leaderboard.index_layout import (
@@ -146,6 +147,35 @@ class HeldPage:
     entries: tuple[IndexEntry, ...]
     total: int
     version: int
+
+
+class PageAhead:
+    """A page read ahead, as one command of the caller's Redis round trip
+    (`RedisIndex.page_ahead`); `read` answers it once that round trip is over."""
+
+    def __init__(self, index: RedisIndex, *, offset: int, limit: int) -> None:
+        self.index, self.offset, self.limit = index, offset, limit
+        self._answer: Callable[[Any], PageRead] | None = None
+        self._heard: list[Any] = []
+        redis_later(self._queue, self._done)
+
+    def _queue(self, pipe: Any) -> None:
+        self._answer = self.index.page_queue(pipe, offset=self.offset, limit=self.limit)
+
+    def _done(self, replies: list[Any] | Exception) -> None:
+        self._heard.append(replies if isinstance(replies, Exception) else replies[0])
+
+    def read(self) -> PageRead:
+        """`page`'s answer (raises as `page` does)."""
+        if not self._heard:  # queued, but the block that sends it has not ended
+            return self.index.page(offset=self.offset, limit=self.limit)
+        if self._answer is None:  # the pipeline failed before this read was in it
+            raise self._heard[0]
+        return self._answer(self._heard[0])
+
+    def answers(self, index: RedisIndex, *, offset: int, limit: int) -> bool:
+        """Whether this is the read of that page."""
+        return index.base == self.index.base and (offset, limit) == (self.offset, self.limit)
 
 
 class PageMemory:
@@ -321,6 +351,11 @@ class RedisIndex:
         """
         keys, args, held = self._page_call(offset, limit)
         return self._paged(self._script(PAGE)(keys=keys, args=args), held, offset, limit)
+
+    def page_ahead(self, *, offset: int, limit: int) -> PageAhead:
+        """Queue this page's read in the enclosing `redis_batch()` (sent when the block
+        ends, with the other commands queued there; outside a block, now)."""
+        return PageAhead(self, offset=offset, limit=limit)
 
     def page_queue(self, pipe: Any, *, offset: int, limit: int) -> Callable[[Any], PageRead]:
         """`page` as one command of the caller's pipeline (`pipe`), for a read that sends

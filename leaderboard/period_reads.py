@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from core import metrics
-from leaderboard.index import IndexColdError
+from leaderboard.index import IndexColdError, PageAhead
 from leaderboard.models import Period, PeriodScore, Standing
 from leaderboard.period_index import period_index, period_index_cold
 from leaderboard.selectors import BoardEntry
@@ -52,10 +52,24 @@ def _entries(rows: Any, offset: int) -> list[BoardEntry]:
     ]
 
 
+def period_page_ahead(period: Period, *, offset: int, limit: int) -> PageAhead | None:
+    """Queue the read of `period_page` in the enclosing `redis_batch()`, for
+    `period_page(ahead=...)`; None when the page is not read from Redis."""
+    if settings.EMBEDDED or period.state == Period.State.CLOSED:
+        return None
+    return period_index(period.pk).page_ahead(offset=offset, limit=limit)
+
+
 def period_page(
-    period: Period, *, offset: int, limit: int, index_only: bool = False
+    period: Period,
+    *,
+    offset: int,
+    limit: int,
+    index_only: bool = False,
+    ahead: PageAhead | None = None,
 ) -> dict[str, Any]:
-    """{entries, total, version} of ranks offset+1..offset+limit of `period`."""
+    """{entries, total, version} of ranks offset+1..offset+limit of `period`. `ahead`:
+    this page, already read in the caller's round trip (`period_page_ahead`)."""
     if period.state == Period.State.CLOSED:
         rows = Standing.objects.filter(period=period, revision=period.revision).order_by("rank")
         page = rows.values_list("user_id", "username", "score")[offset : offset + limit]
@@ -66,7 +80,11 @@ def period_page(
         }
     if not settings.EMBEDDED:
         try:
-            entries, total, version = period_index(period.pk).page(offset=offset, limit=limit)
+            index = period_index(period.pk)
+            if ahead is not None and ahead.answers(index, offset=offset, limit=limit):
+                entries, total, version = ahead.read()
+            else:
+                entries, total, version = index.page(offset=offset, limit=limit)
             metrics.leaderboard_cache.labels("hit").inc()
             return {
                 "entries": [

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -16,8 +15,7 @@ from django.db.models import Max, Q
 
 from accounts.models import User
 from core import metrics
-from core.redis_batch import redis_later
-from leaderboard.index import IndexColdError, IndexEntry, PageRead, RedisIndex, version_floor
+from leaderboard.index import IndexColdError, IndexEntry, PageAhead, RedisIndex, version_floor
 from leaderboard.rebuild import leaderboard_index_cold
 from scoreboard.models import ScoreEntry
 
@@ -79,43 +77,12 @@ def _db_version() -> int:
     return version
 
 
-@dataclass
-class PageAhead:
-    """A page of the board read ahead, in the caller's Redis round trip
-    (`leaderboard_page_ahead`): `read` answers it once that round trip is over."""
-
-    offset: int
-    limit: int
-    read: Callable[[], PageRead] | None = None  # None: not read ahead (no index)
-
-
-def leaderboard_page_ahead(*, offset: int, limit: int) -> PageAhead:
+def leaderboard_page_ahead(*, offset: int, limit: int) -> PageAhead | None:
     """Queue the read of ranks offset+1..offset+limit in the enclosing `redis_batch()`
     (sent when the block ends, with the other commands queued there), for
-    `leaderboard_page(ahead=...)` to answer after it. Outside a block it is read now."""
-    ahead = PageAhead(offset=offset, limit=limit)
+    `leaderboard_page(ahead=...)` to answer after it. None without an index."""
     index = _index()
-    if index is None:
-        return ahead
-    answer: list[Callable[[Any], PageRead]] = []
-    heard: list[Any] = []
-
-    def queue(pipe: Any) -> None:
-        answer.append(index.page_queue(pipe, offset=offset, limit=limit))
-
-    def done(replies: list[Any] | Exception) -> None:
-        heard.append(replies if isinstance(replies, Exception) else replies[0])
-
-    def read() -> PageRead:
-        if not heard:  # queued, but the block that sends it has not ended
-            return index.page(offset=offset, limit=limit)
-        if not answer:  # the pipeline failed before this read was in it
-            raise heard[0]
-        return answer[0](heard[0])
-
-    redis_later(queue, done)
-    ahead.read = read
-    return ahead
+    return None if index is None else index.page_ahead(offset=offset, limit=limit)
 
 
 def leaderboard_page(
@@ -130,7 +97,7 @@ def leaderboard_page(
     index = _index()
     if index is not None:
         try:
-            if ahead and ahead.read and ahead.offset == offset and ahead.limit == limit:
+            if ahead is not None and ahead.answers(index, offset=offset, limit=limit):
                 entries, total, version = ahead.read()
             else:
                 entries, total, version = index.page(offset=offset, limit=limit)

@@ -24,6 +24,7 @@ from core.freshness import board_response
 from core.query import query_values
 from core.redis_batch import redis_batch
 from leaderboard import selectors
+from leaderboard.index import PageAhead
 from leaderboard.serializers import (
     AroundQuerySerializer,
     AroundSerializer,
@@ -46,7 +47,7 @@ def live_page(request: HttpRequest) -> HttpResponse:
 
 class BoardView(APIView):
     permission_classes = [AllowAny]
-    ahead: selectors.PageAhead | None = None
+    ahead: PageAhead | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Reads the page and the account state that authenticating a bearer token needs

@@ -77,3 +77,27 @@ async def test_a_viewer_sees_the_rollover_within_a_second_of_the_end() -> None:
     assert [e["username"] for e in after["entries"]] == ["bob"]  # the season's final top
     assert await socket.receive_nothing(timeout=1.5)  # one rollover, not one per turn
     await socket.disconnect()
+
+
+def test_a_turn_reads_every_watched_boards_top_in_one_round_trip(alice, bob, redis_calls) -> None:  # type: ignore[no-untyped-def]
+    from leaderboard.board_broadcast import BoardBroadcaster, BoardView
+
+    for slug, period in (("daily", "day"), ("weekly", "week"), ("monthly", "month")):
+        board_save(slug=slug, title=slug, period=period)
+    ledger_award(user_id=alice.pk, delta=5, action_id="click")
+    views = [BoardView(slug) for slug in ("daily", "weekly", "monthly", "global")]
+    broadcaster = BoardBroadcaster()
+    first = broadcaster.turn(views)  # builds the periods' indexes, caches their rows
+    assert [json.loads(frames[0])["entries"][0]["score"] for _, frames in first] == [5] * 4
+    ledger_award(user_id=bob.pk, delta=7, action_id="click")
+    redis_calls.clear()
+    turns = broadcaster.turn(views)
+    assert redis_calls == ["EVALSHA EVALSHA EVALSHA EVALSHA"], redis_calls
+    for view, frames in turns:
+        update = json.loads(frames[0])
+        assert (update["type"], update["board"]) == ("leaderboard.update", view.slug)
+        assert [(e["username"], e["score"]) for e in update["entries"]] == [
+            ("bob", 7),
+            ("alice", 5),
+        ]
+    assert [frames for _, frames in broadcaster.turn(views)] == [[]] * 4  # nothing moved
