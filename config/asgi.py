@@ -74,7 +74,7 @@ class SessionOnlyWithCookie:
 
 
 # The first HTTP request or board push imports nothing (config/warmup.py).
-from config.warmup import import_request_code  # noqa: E402
+from config.warmup import freeze_loaded, import_request_code  # noqa: E402
 
 import_request_code()
 
@@ -86,3 +86,5 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+# The collector's passes skip what was loaded (config/warmup.py).
+freeze_loaded()

@@ -11,10 +11,18 @@ workers it forks start with all of it imported; daphne loads it once at start.
 
 Only imports and objects that open no connection: a socket opened before gunicorn forks
 would be shared by every worker.
+
+What was loaded is then kept out of the garbage collector's full passes (`gc.freeze`,
+`freeze_loaded`): a server's modules, classes and settings live as long as the process,
+and each full pass walked all of them (about 150,000 objects) while holding the GIL.
+Measured under the bench's loads, a gunicorn worker's full pass took 60-133 ms, during
+which its four threads answered nothing: that was the p99 of the completions (170 ms
+against a p50 of 37 ms) and of the reads with a token. Frozen, a full pass takes 6-16 ms.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 from pathlib import Path
@@ -55,3 +63,12 @@ def import_request_code() -> None:
     from config.celery import app
 
     app.amqp  # noqa: B018 (the task-publishing modules; no broker connection yet)
+
+
+def freeze_loaded() -> None:
+    """Move every object alive now into the collector's permanent generation, which its
+    passes skip (Python's `gc.freeze`: done before gunicorn forks, the workers also share
+    those pages instead of copying them as a pass touches each object's header). The
+    garbage of the loading is collected first: once frozen, it would never be."""
+    gc.collect()
+    gc.freeze()

@@ -13,7 +13,8 @@ from core.bodies import SizedBodyWSGI
 application = SizedBodyWSGI(get_wsgi_application())
 
 # Before gunicorn forks its workers (preload_app): a worker's first request imports
-# nothing (config/warmup.py).
-from config.warmup import import_request_code  # noqa: E402
+# nothing, and the collector's passes skip what was loaded (config/warmup.py).
+from config.warmup import freeze_loaded, import_request_code  # noqa: E402
 
 import_request_code()
+freeze_loaded()

@@ -88,3 +88,30 @@ def test_the_first_requests_of_a_process_import_nothing_of_the_project() -> None
     assert out["complete"] == "200 OK"
     assert out["board"] == "200 OK"
     assert out["imported_by_requests"] == []
+
+
+FROZEN = r"""
+import gc, importlib, json, sys
+importlib.import_module(sys.argv[1])
+print(json.dumps({"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}))
+"""
+
+
+@pytest.mark.parametrize("entry", ["config.wsgi", "config.asgi"])
+def test_loading_leaves_what_was_loaded_out_of_the_collectors_passes(entry: str) -> None:
+    """A full pass of the collector walks every tracked object holding the GIL: what a
+    server loaded is frozen (config.warmup.freeze_loaded), so a pass walks only what was
+    made since."""
+    done = run_django(
+        ["-c", FROZEN, entry],
+        {
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "SECRET_KEY": "x" * 50,
+            "JWT_SIGNING_KEY": settings.JWT_SIGNING_KEY,
+        },
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["frozen"] > 50_000, out  # the modules, classes and settings loaded
+    assert out["tracked"] < out["frozen"] / 20, out  # what a full pass still walks
