@@ -342,13 +342,16 @@ class RedisIndex:
             raise IndexColdError
         return applied == 1, (int(rank) + 1 if rank >= 0 else None)
 
-    def page(self, *, offset: int, limit: int) -> PageRead:
+    def page(self, *, offset: int, limit: int, ahead: PageAhead | None = None) -> PageRead:
         """(entries, total ranked users, index version) for ranks offset+1..offset+limit.
 
         One script call either way: it sends the page only when the board changed since
         the copy this process holds (`PageMemory`), so a read always answers the board as
-        the index holds it at that moment.
+        the index holds it at that moment. `ahead`: this page, if the caller had it read
+        in a round trip of its own (`page_ahead`).
         """
+        if ahead is not None and ahead.answers(self, offset=offset, limit=limit):
+            return ahead.read()
         keys, args, held = self._page_call(offset, limit)
         return self._paged(self._script(PAGE)(keys=keys, args=args), held, offset, limit)
 

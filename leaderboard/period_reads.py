@@ -80,11 +80,9 @@ def period_page(
         }
     if not settings.EMBEDDED:
         try:
-            index = period_index(period.pk)
-            if ahead is not None and ahead.answers(index, offset=offset, limit=limit):
-                entries, total, version = ahead.read()
-            else:
-                entries, total, version = index.page(offset=offset, limit=limit)
+            entries, total, version = period_index(period.pk).page(
+                offset=offset, limit=limit, ahead=ahead
+            )
             metrics.leaderboard_cache.labels("hit").inc()
             return {
                 "entries": [

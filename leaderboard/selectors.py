@@ -97,10 +97,7 @@ def leaderboard_page(
     index = _index()
     if index is not None:
         try:
-            if ahead is not None and ahead.answers(index, offset=offset, limit=limit):
-                entries, total, version = ahead.read()
-            else:
-                entries, total, version = index.page(offset=offset, limit=limit)
+            entries, total, version = index.page(offset=offset, limit=limit, ahead=ahead)
             metrics.leaderboard_cache.labels("hit").inc()
             return {"entries": [_as_entry(e) for e in entries], "total": total, "version": version}
         except IndexColdError:
