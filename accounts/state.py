@@ -27,17 +27,17 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
-from redis.exceptions import NoScriptError
 
 from core import metrics
 from core.redis_batch import redis_later
 from core.redis_client import redis_strict
-from core.redis_scripts import redis_script
+from core.redis_scripts import redis_script, script_queue
 
 logger = logging.getLogger(__name__)
 
@@ -108,21 +108,18 @@ def account_state_ahead(user_id: uuid.UUID | str) -> StateAhead:
         return ahead
     named = _keys()
     keys = [named["ready"], named["blocked"], named["deleted"]]
-    script = redis_script(_client(), _LOOKUP)
+    reply_of: list[Callable[[Any], Any]] = []
 
     def queue(pipe: Any) -> None:
-        # Not `script(..., client=pipe)`: a pipeline that runs a script first asks Redis
-        # whether it is loaded, a round trip more.
-        pipe.evalsha(script.sha, len(keys), *keys, ahead.user_id)
+        script = redis_script(_client(), _LOOKUP)
+        reply_of.append(script_queue(pipe, script, keys, [ahead.user_id]))
 
     def done(replies: list[Any] | Exception) -> None:
         ahead.heard = True
-        reply = replies if isinstance(replies, Exception) else replies[0]
         try:
-            if isinstance(reply, NoScriptError):  # Redis restarted or flushed its scripts
-                reply = script(keys=keys, args=[ahead.user_id])
-            elif isinstance(reply, Exception):
-                raise reply
+            if isinstance(replies, Exception):
+                raise replies
+            reply = reply_of[0](replies[0])
         except Exception:
             _unavailable()  # `found` stays None: the row is read
             return

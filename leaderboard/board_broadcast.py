@@ -204,8 +204,7 @@ class BoardBroadcaster:
                 else:
                     turns.append((view, frames))
             except Exception:
-                metrics.backing_service_errors.labels("broadcaster").inc()
-                logger.exception("board %s: broadcast turn failed", view.slug)
+                _turn_failed(view)
         with redis_batch():
             aheads = [
                 named_page_ahead(named, offset=0, limit=settings.LEADERBOARD_TOP_N)
@@ -217,8 +216,7 @@ class BoardBroadcaster:
             try:
                 turns.append((view, self._update(view, _top(tracked, named, ahead))))
             except Exception:
-                metrics.backing_service_errors.labels("broadcaster").inc()
-                logger.exception("board %s: broadcast turn failed", view.slug)
+                _turn_failed(view)
         return turns
 
     def _rollover(self, view: BoardView) -> list[str] | None:
@@ -267,6 +265,11 @@ class BoardBroadcaster:
             view.top, view.version = top, version
         view.span = span
         return frames
+
+
+def _turn_failed(view: BoardView) -> None:
+    metrics.backing_service_errors.labels("broadcaster").inc()
+    logger.exception("board %s: broadcast turn failed", view.slug)
 
 
 def _rollover(slug: str, closed: Span, current: Span | None) -> str:

@@ -59,11 +59,10 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from redis.exceptions import NoScriptError
 
 from core.redis_batch import redis_later
 from core.redis_client import redis_strict
-from core.redis_scripts import redis_script
+from core.redis_scripts import redis_script, script_queue
 from leaderboard.index_layout import (
     BUCKETS,
     MASK128,
@@ -290,20 +289,8 @@ class RedisIndex:
         `wake_channel` and `<user id>\n{"type":"me.update",...}` on `me_channel` (each when
         given), so the writer's after-commit work is one round trip."""
         keys, args = self._apply_call(**change)
-        script = self._script(APPLY)
-        # Not `script(..., client=pipe)`: a pipeline that runs a script first asks Redis
-        # whether it is loaded, a round trip more. A reply NOSCRIPT (Redis restarted or
-        # flushed) runs it once more on its own, which loads it.
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-
-        def answer(reply: Any) -> tuple[bool, int | None]:
-            if isinstance(reply, NoScriptError):
-                reply = script(keys=keys, args=args)
-            elif isinstance(reply, Exception):
-                raise reply
-            return self._applied(reply)
-
-        return answer
+        reply_of = script_queue(pipe, self._script(APPLY), keys, args)
+        return lambda reply: self._applied(reply_of(reply))
 
     def _apply_call(
         self,
@@ -366,18 +353,8 @@ class RedisIndex:
         command's reply (or the exception in its place) into `page`'s answer; it raises
         `IndexColdError` when the index is cold, and the reply's exception otherwise."""
         keys, args, held = self._page_call(offset, limit)
-        script = self._script(PAGE)
-        # Not `script(..., client=pipe)`: see `apply_queue`.
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-
-        def answer(reply: Any) -> PageRead:
-            if isinstance(reply, NoScriptError):
-                reply = script(keys=keys, args=args)
-            elif isinstance(reply, Exception):
-                raise reply
-            return self._paged(reply, held, offset, limit)
-
-        return answer
+        reply_of = script_queue(pipe, self._script(PAGE), keys, args)
+        return lambda reply: self._paged(reply_of(reply), held, offset, limit)
 
     def _page_call(self, offset: int, limit: int) -> tuple[list[str], list[Any], HeldPage | None]:
         k = self.keys

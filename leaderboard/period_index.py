@@ -20,10 +20,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, connections, transaction
 from django.utils import timezone
-from redis.exceptions import NoScriptError
 
 from core import metrics
-from core.redis_scripts import redis_script
+from core.redis_scripts import redis_script, script_queue
 from leaderboard.index import IndexColdError, RedisIndex
 from leaderboard.index_layout import inverted_time, micros_of, user_field
 from leaderboard.index_lua import APPLY_MANY
@@ -90,14 +89,10 @@ def apply_many_queue(
             label,
             index.buckets,
         ]
-    script = redis_script(indexes[0][0].client, APPLY_MANY)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    reply_of = script_queue(pipe, redis_script(indexes[0][0].client, APPLY_MANY), keys, args)
 
-    def answer(reply: Any) -> list[tuple[bool, int | None] | None]:
-        if isinstance(reply, NoScriptError):
-            reply = script(keys=keys, args=args)
-        elif isinstance(reply, Exception):
-            raise reply
+    def answer(got: Any) -> list[tuple[bool, int | None] | None]:
+        reply = reply_of(got)
         found: list[tuple[bool, int | None] | None] = []
         for i in range(0, len(reply), 2):
             applied, rank = int(reply[i]), int(reply[i + 1])

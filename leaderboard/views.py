@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -47,6 +48,7 @@ def live_page(request: HttpRequest) -> HttpResponse:
 
 class BoardView(APIView):
     permission_classes = [AllowAny]
+    query: dict[str, Any] | None = None
     ahead: PageAhead | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -55,14 +57,12 @@ class BoardView(APIView):
         does. An invalid query reads nothing ahead: `get` answers it 400, after
         authentication, as before."""
         if request.method in ("GET", "HEAD"):
-            try:
-                query = query_values(BoardQuerySerializer, request.GET)
-            except ValidationError:
-                query = None
+            with contextlib.suppress(ValidationError):
+                self.query = query_values(BoardQuerySerializer, request.GET)
             with redis_batch():
                 account_state_ahead(request)
-                if query is not None:
-                    self.ahead = selectors.leaderboard_page_ahead(**query)
+                if self.query is not None:
+                    self.ahead = selectors.leaderboard_page_ahead(**self.query)
         super().initial(request, *args, **kwargs)
 
     @extend_schema(
@@ -70,7 +70,7 @@ class BoardView(APIView):
         responses={200: BoardSerializer, 400: OpenApiResponse(description="`invalid`")},
     )
     def get(self, request: Request) -> Response | HttpResponse:
-        query = query_values(BoardQuerySerializer, request.GET)
+        query = self.query or query_values(BoardQuerySerializer, request.GET)  # 400 if invalid
         page = selectors.leaderboard_page(**query, ahead=self.ahead)
         return board_response(request, {**page, "generatedAt": timezone.now()})
 
