@@ -93,6 +93,18 @@ class PlayerRefreshToken(RefreshToken):
         token[JOINED_CLAIM] = int(user.date_joined.timestamp())
         return token  # type: ignore[return-value]
 
+    @property
+    def access_token(self) -> AccessToken:
+        """The pair's access token, issued at the pair's time.
+
+        simplejwt counts the access token's `exp` from the refresh token's creation but
+        stamps its `iat` when the access token is built, a moment later (the session
+        row is written between the two); across a second's boundary that made a token
+        whose `exp - iat` was a second short of its lifetime."""
+        access = super().access_token
+        access.set_iat(at_time=self.current_time)
+        return access
+
 
 def access_token_for(user: User) -> str:
     """A signed access token for `user`, with the claims of a login."""

@@ -10,8 +10,10 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.utils import datetime_to_epoch
 
 from accounts.models import User
+from accounts.tokens import PlayerRefreshToken
 from tests.conftest import access_token_for
 from tests.factories import PASSWORD
 
@@ -101,6 +103,17 @@ def test_it_issues_tokens_for_good_credentials(api_client: APIClient, alice) -> 
     )
     assert claims["user_id"] == str(alice.pk)
     assert claims["exp"] - claims["iat"] == 15 * 60
+
+
+def test_a_pairs_access_token_is_issued_at_the_pairs_time(alice) -> None:  # type: ignore[no-untyped-def]
+    # The session row is written between the refresh token and its access token; were
+    # the access token stamped when it is built, a second's boundary in between would
+    # make its exp - iat a second short of the lifetime. Here 1.5 s pass in between.
+    refresh = PlayerRefreshToken.for_user(alice)
+    refresh.current_time -= timedelta(seconds=1.5)
+    access = refresh.access_token
+    assert access["iat"] == datetime_to_epoch(refresh.current_time)
+    assert access["exp"] - access["iat"] == 15 * 60
 
 
 def test_it_refuses_bad_credentials(api_client: APIClient, alice) -> None:  # type: ignore[no-untyped-def]
