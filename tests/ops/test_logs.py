@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
 import logging.config
 
 import pytest
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from core.logs import logging_config, request_id_var, scrub
 
@@ -46,10 +47,42 @@ def test_it_writes_one_json_object_per_line_with_the_request_id(captured: io.Str
     assert "time" in line
 
 
+@pytest.fixture
+def served() -> io.StringIO:
+    """The project's own LOGGING (settings.LOGGING), its handler writing to a buffer."""
+    from django.conf import settings
+
+    stream = io.StringIO()
+    config = copy.deepcopy(settings.LOGGING)
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+    yield stream
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.core.urls")
+def test_a_refused_request_writes_no_line_and_a_server_error_does(served: io.StringIO) -> None:
+    client = Client(raise_request_exception=False)
+    refused = [
+        client.get("/api/v1/leaderboard/users/not-a-user/"),
+        client.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer not-a-token"),
+        client.get("/api/v1/no-such-thing/"),
+    ]
+    assert [r.status_code for r in refused] == [404, 401, 404]
+    assert [line for line in lines(served) if line["logger"] == "django.request"] == []
+    crashed = client.get("/t/crash/")
+    assert crashed.status_code == 500
+    (line,) = [line for line in lines(served) if line["logger"] == "django.request"]
+    assert line["level"] == "ERROR"
+    assert line["request_id"] == crashed["X-Request-ID"]
+    assert "Traceback" in line.get("exc_info", "")
+
+
 def test_it_logs_djangos_request_object_as_method_and_path_only(captured: io.StringIO) -> None:
     request = RequestFactory().get("/ws/leaderboard/", {"token": "s3cr3t-query-token"})
-    logging.getLogger("django.request").warning(
-        "Not Found: %s", request.path, extra={"status_code": 404, "request": request}
+    logging.getLogger("django.request").error(
+        "Internal Server Error: %s", request.path, extra={"status_code": 500, "request": request}
     )
     text = captured.getvalue()
     assert "s3cr3t-query-token" not in text
