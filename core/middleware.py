@@ -25,6 +25,9 @@ class HealthCheckMiddleware:
 
     Probes and scrapers address the process by IP, which ALLOWED_HOSTS rightly does not
     list, so these paths are served before host validation, sessions or authentication.
+    Their answers carry Content-Length, which Django's CommonMiddleware (further down, so
+    never reached) adds to the others: without it a WSGI server sends the body chunked,
+    one more write for the server and one more chunk for the proxy to decode.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -42,12 +45,16 @@ class HealthCheckMiddleware:
         if view is None:
             return self.get_response(request)
         if request.method not in ("GET", "HEAD"):
-            return JsonResponse(
+            response: HttpResponse = JsonResponse(
                 error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
                 status=405,
                 headers={"Allow": "GET, HEAD"},
             )
-        return view(request)
+        else:
+            response = view(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response
 
 
 class APIHostMiddleware:

@@ -19,6 +19,20 @@ def test_it_says_the_process_is_up(client: Client) -> None:
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"), ("post", "/healthz")],
+)
+def test_its_answers_carry_their_length(client: Client, method: str, path: str) -> None:
+    # Without Content-Length a WSGI server sends the body chunked (these answers are
+    # made before Django's CommonMiddleware, which sizes the others).
+    response = getattr(client, method)(path)
+    assert not response.streaming
+    assert response["Content-Length"] == str(len(response.content)), response.status_code
+    assert len(response.content) > 0
+
+
 def test_it_answers_probes_whatever_the_host_header(client: Client) -> None:
     response = client.get("/healthz", HTTP_HOST="10.0.0.7:8000")
     assert response.status_code == 200
