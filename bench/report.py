@@ -80,40 +80,26 @@ def _read_rows(read: dict[str, Any]) -> list[Row]:
             continue
         r = read[name]
         ratio = r["rps_vs_healthz"]
-        if r.get("reference"):
-            rows.append(
-                Row(
-                    figure=f"reads: {label}, {read['connections']} connections",
-                    measured=f"{_num(r['rps'])} req/s, p50 {r['p50_ms']} / p99 "
-                    f"{r['p99_ms']} ms, statuses {_statuses(r['statuses'])}",
-                    baseline=f"`/healthz` {_num(base['rps'])} req/s, p99 {base['p99_ms']} ms",
-                    ratio=_num(ratio),
-                    target="reference",
-                    met="n/a",
-                    generator_cpu=f"wrk {r['generator_cpu_cores']}",
-                )
-            )
-            continue
-        target = r.get("target", read["target"])
-        rows.append(
-            Row(
-                figure=f"reads: {label}, {read['connections']} connections",
-                measured=f"{_num(r['rps'])} req/s, p50 {r['p50_ms']} / p99 {r['p99_ms']} ms, "
-                f"statuses {_statuses(r['statuses'])}",
-                baseline=f"`/healthz` {_num(base['rps'])} req/s, p99 {base['p99_ms']} ms",
-                ratio=_num(ratio)
-                + (
-                    f" ({r['rps_vs_floor']} of the floor's)"
-                    if r.get("rps_vs_floor") and (ratio or 0) < 1
-                    else ""
-                ),
-                target=f">= {target['ratio']} (aim {target['aim']}), p99 <= "
-                f"{target['p99_ms']:g} ms",
-                met=_yes(r["met"], ratio is not None and ratio >= target["aim"] and r["met"]),
-                generator_cpu=f"wrk {r['generator_cpu_cores']} (baseline's "
-                f"{base['generator_cpu_cores']})",
-            )
+        row = Row(
+            figure=f"reads: {label}, {read['connections']} connections",
+            measured=f"{_num(r['rps'])} req/s, p50 {r['p50_ms']} / p99 {r['p99_ms']} ms, "
+            f"statuses {_statuses(r['statuses'])}",
+            baseline=f"`/healthz` {_num(base['rps'])} req/s, p99 {base['p99_ms']} ms",
+            ratio=_num(ratio),
+            target="reference",
+            met="n/a",
+            generator_cpu=f"wrk {r['generator_cpu_cores']} (baseline's "
+            f"{base['generator_cpu_cores']})",
         )
+        if not r.get("reference"):
+            target = r.get("target", read["target"])
+            if r.get("rps_vs_floor") and (ratio or 0) < 1:
+                row.ratio += f" ({r['rps_vs_floor']} of the floor's)"
+            row.target = (
+                f">= {target['ratio']} (aim {target['aim']}), p99 <= {target['p99_ms']:g} ms"
+            )
+            row.met = _yes(r["met"], ratio is not None and ratio >= target["aim"] and r["met"])
+        rows.append(row)
     return rows
 
 

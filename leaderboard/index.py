@@ -155,22 +155,24 @@ class PageAhead:
     def __init__(self, index: RedisIndex, *, offset: int, limit: int) -> None:
         self.index, self.offset, self.limit = index, offset, limit
         self._answer: Callable[[Any], PageRead] | None = None
-        self._heard: list[Any] = []
+        self._heard = False
+        self._reply: Any = None  # the command's reply, or the pipeline's exception
         redis_later(self._queue, self._done)
 
     def _queue(self, pipe: Any) -> None:
         self._answer = self.index.page_queue(pipe, offset=self.offset, limit=self.limit)
 
     def _done(self, replies: list[Any] | Exception) -> None:
-        self._heard.append(replies if isinstance(replies, Exception) else replies[0])
+        self._heard = True
+        self._reply = replies if isinstance(replies, Exception) else replies[0]
 
     def read(self) -> PageRead:
         """`page`'s answer (raises as `page` does)."""
         if not self._heard:  # queued, but the block that sends it has not ended
             return self.index.page(offset=self.offset, limit=self.limit)
         if self._answer is None:  # the pipeline failed before this read was in it
-            raise self._heard[0]
-        return self._answer(self._heard[0])
+            raise self._reply
+        return self._answer(self._reply)
 
     def answers(self, index: RedisIndex, *, offset: int, limit: int) -> bool:
         """Whether this is the read of that page."""
